@@ -1,0 +1,439 @@
+"""The service catalog: the single source of truth for the platform's services.
+
+Service names, default ports, dependencies, health checks, commands, environment variables, database
+and bucket names and the credential set are defined here once. Two consumers render them:
+
+* the Pulumi program (``infra/components``) turns them into Docker containers, and
+* the embedded stack (``infra/local``) turns them into supervised local processes.
+
+A test (``tests/unit/test_catalog_drift.py``) fails if either consumer stops using these definitions.
+Everything here is plain data and pure functions of plain strings, so Pulumi can call the builders inside
+``Output.apply`` and the local stack can call them directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Literal
+
+from ml.settings import MLSettings
+
+# ---------------------------------------------------------------------------------------------------------
+# Names
+# ---------------------------------------------------------------------------------------------------------
+POSTGRES = "postgres"
+S3 = "s3"
+MLFLOW = "mlflow"
+AIRFLOW_API = "airflow-apiserver"
+AIRFLOW_SCHEDULER = "airflow-scheduler"
+AIRFLOW_DAG_PROCESSOR = "airflow-dag-processor"
+AIRFLOW_TRIGGERER = "airflow-triggerer"
+API = "api"
+LOCALSTACK = "localstack"
+
+POSTGRES_USER = "mlops"
+DATABASES = ("airflow", "mlflow", "optuna")
+LAKE_BUCKET = "lake"
+MLFLOW_BUCKET = "mlflow"
+BUCKETS = (LAKE_BUCKET, MLFLOW_BUCKET)
+MLFLOW_ARTIFACTS_DESTINATION = f"s3://{MLFLOW_BUCKET}/artifacts"
+AIRFLOW_ADMIN_USER = "admin"
+REGION = "us-east-1"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Ports and addressing
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Ports:
+    """Listening port of every service; the familiar defaults of the course's reference stack."""
+
+    postgres: int = 5432
+    s3: int = 9000
+    mlflow: int = 5001
+    airflow: int = 8080
+    api: int = 8800
+    localstack: int = 4566
+
+    def as_dict(self) -> dict[str, int]:
+        """Port by port name."""
+        return asdict(self)
+
+
+DEFAULT_PORTS = Ports()
+
+
+@dataclass(frozen=True)
+class Topology:
+    """How services reach each other.
+
+    Locally every service is ``127.0.0.1:<port>``; on the Docker network each is ``<service>:<default port>``
+    and servers listen on all interfaces of their container.
+    """
+
+    ports: Ports = DEFAULT_PORTS
+    bind_host: str = "127.0.0.1"
+    hosts: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def local(cls, ports: Ports = DEFAULT_PORTS) -> Topology:
+        """All services on loopback, each on its configured port."""
+        return cls(ports=ports, bind_host="127.0.0.1")
+
+    @classmethod
+    def docker(cls, container_names: Mapping[str, str] | None = None) -> Topology:
+        """Services on a Docker network, addressed by container name on their default ports."""
+        names = {svc: svc for svc in SERVICES} | dict(container_names or {})
+        return cls(ports=DEFAULT_PORTS, bind_host="0.0.0.0", hosts=names)
+
+    def host(self, service: str) -> str:
+        """Host name under which ``service`` is reachable from the other services."""
+        return self.hosts.get(service, "127.0.0.1")
+
+    def port(self, service: str) -> int:
+        """Port on which ``service`` listens."""
+        port_name = SERVICES[service].port
+        if port_name is None:
+            raise ValueError(f"service {service!r} does not listen on a port")
+        return getattr(self.ports, port_name)
+
+    def url(self, service: str, path: str = "") -> str:
+        """``http://host:port`` of a service, plus an optional path."""
+        return f"http://{self.host(service)}:{self.port(service)}{path}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Credentials
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Credentials:
+    """Every secret of the platform. Generated on first start, never defaulted, never logged."""
+
+    postgres_password: str
+    s3_access_key: str
+    s3_secret_key: str
+    airflow_admin_password: str
+    airflow_jwt_secret: str
+    airflow_api_secret_key: str
+    airflow_fernet_key: str
+    api_admin_key: str
+
+    @classmethod
+    def generate(cls) -> Credentials:
+        """Fresh random credentials (the S3 access key is alphanumeric, as S3 servers expect)."""
+        return cls(
+            postgres_password=secrets.token_urlsafe(24),
+            s3_access_key="AK" + secrets.token_hex(9).upper(),
+            s3_secret_key=secrets.token_urlsafe(30),
+            airflow_admin_password=secrets.token_urlsafe(16),
+            airflow_jwt_secret=secrets.token_urlsafe(32),
+            airflow_api_secret_key=secrets.token_urlsafe(32),
+            airflow_fernet_key=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+            api_admin_key=secrets.token_urlsafe(24),
+        )
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """Names of all credential fields (Pulumi generates one random value per name)."""
+        return [f.name for f in fields(cls)]
+
+    def values(self) -> list[str]:
+        """All secret values, e.g. to check that none leaks into a log or a resource input."""
+        return [getattr(self, n) for n in self.names()]
+
+    def __repr__(self) -> str:
+        return f"Credentials({', '.join(f'{n}=***' for n in self.names())})"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Services: names, ports, dependencies and health checks
+# ---------------------------------------------------------------------------------------------------------
+HealthKind = Literal["sql", "s3", "http", "airflow-component"]
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """What "healthy" means for a service.
+
+    ``sql``: ``SELECT 1`` on the database; ``s3``: ListBuckets with the stack's keys; ``http``: GET ``path``
+    answers 2xx; ``airflow-component``: Airflow's ``/api/v2/monitor/health`` reports ``component`` healthy.
+    """
+
+    kind: HealthKind
+    path: str = ""
+    component: str = ""
+    interval_s: float = 5.0
+    timeout_s: float = 3.0
+    start_period_s: float = 10.0
+    retries: int = 24
+
+    def describe(self) -> str:
+        """One-line description for error messages and docs."""
+        return {
+            "sql": "SQL query SELECT 1",
+            "s3": "S3 ListBuckets with the stack's keys",
+            "http": f"HTTP GET {self.path} answers 2xx",
+            "airflow-component": f"Airflow /api/v2/monitor/health reports {self.component} healthy",
+        }[self.kind]
+
+
+@dataclass(frozen=True)
+class Service:
+    """One service of the platform."""
+
+    name: str
+    summary: str
+    port: str | None
+    depends_on: tuple[str, ...]
+    health: HealthCheck
+
+    def __post_init__(self) -> None:
+        if self.port is not None and self.port not in Ports.__dataclass_fields__:
+            raise ValueError(f"service {self.name}: unknown port name {self.port!r}")
+
+
+AIRFLOW_HEALTH_PATH = "/api/v2/monitor/health"
+
+SERVICES: dict[str, Service] = {
+    s.name: s
+    for s in (
+        Service(
+            POSTGRES,
+            "PostgreSQL: metadata of Airflow, MLflow and the Optuna studies",
+            "postgres",
+            (),
+            HealthCheck("sql"),
+        ),
+        Service(
+            S3,
+            "S3 data lake and MLflow artifact store (MinIO in Docker, SeaweedFS locally)",
+            "s3",
+            (),
+            HealthCheck("s3"),
+        ),
+        Service(
+            MLFLOW,
+            "MLflow tracking server and model registry",
+            "mlflow",
+            (POSTGRES, S3),
+            HealthCheck("http", path="/health"),
+        ),
+        Service(
+            AIRFLOW_API,
+            "Airflow 3 API server and UI",
+            "airflow",
+            (POSTGRES,),
+            HealthCheck("http", path=AIRFLOW_HEALTH_PATH, start_period_s=30),
+        ),
+        Service(
+            AIRFLOW_SCHEDULER,
+            "Airflow scheduler (LocalExecutor)",
+            None,
+            (AIRFLOW_API, MLFLOW, S3),
+            HealthCheck("airflow-component", component="scheduler", start_period_s=30),
+        ),
+        Service(
+            AIRFLOW_DAG_PROCESSOR,
+            "Airflow DAG processor",
+            None,
+            (AIRFLOW_API,),
+            HealthCheck("airflow-component", component="dag_processor", start_period_s=30),
+        ),
+        Service(
+            AIRFLOW_TRIGGERER,
+            "Airflow triggerer",
+            None,
+            (AIRFLOW_API,),
+            HealthCheck("airflow-component", component="triggerer", start_period_s=30),
+        ),
+        Service(
+            API,
+            "Prediction API (FastAPI) serving the champion model",
+            "api",
+            (MLFLOW, S3),
+            HealthCheck("http", path="/health"),
+        ),
+        Service(
+            LOCALSTACK,
+            "LocalStack: emulated AWS with the API deployed as a Lambda",
+            "localstack",
+            (S3,),
+            HealthCheck("http", path="/_localstack/health"),
+        ),
+    )
+}
+
+
+def start_order(names: list[str] | None = None) -> list[str]:
+    """Services in dependency order (a topological sort of ``depends_on``), restricted to ``names``."""
+    wanted = set(names or SERVICES)
+    order: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in path:
+            raise ValueError(f"dependency cycle: {' -> '.join((*path, name))}")
+        if name in order:
+            return
+        for dep in SERVICES[name].depends_on:
+            if dep in wanted:
+                visit(dep, (*path, name))
+        order.append(name)
+
+    for name in SERVICES:
+        if name in wanted:
+            visit(name, ())
+    return order
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Connection strings and environments
+# ---------------------------------------------------------------------------------------------------------
+def postgres_url(topo: Topology, creds: Credentials, database: str, driver: str = "postgresql+psycopg2") -> str:
+    """SQLAlchemy URL of one of the platform's databases."""
+    if database not in DATABASES:
+        raise ValueError(f"unknown database {database!r}; the platform has {DATABASES}")
+    return (
+        f"{driver}://{POSTGRES_USER}:{creds.postgres_password}@{topo.host(POSTGRES)}:{topo.port(POSTGRES)}/{database}"
+    )
+
+
+def s3_endpoint(topo: Topology) -> str:
+    """S3 API endpoint URL."""
+    return topo.url(S3)
+
+
+def s3_client_env(topo: Topology, creds: Credentials) -> dict[str, str]:
+    """Environment every S3 client needs (boto3 and MLflow both read these names)."""
+    endpoint = s3_endpoint(topo)
+    return {
+        "AWS_ENDPOINT_URL_S3": endpoint,
+        "MLFLOW_S3_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": creds.s3_access_key,
+        "AWS_SECRET_ACCESS_KEY": creds.s3_secret_key,
+        "AWS_DEFAULT_REGION": REGION,
+    }
+
+
+def mlflow_server_env(topo: Topology, creds: Credentials, allowed_hosts: tuple[str, ...] = ()) -> dict[str, str]:
+    """Environment of ``mlflow server``: Postgres backend, artifacts proxied to S3, one worker, no job runner.
+
+    Everything, including the secret backend URI, goes through environment variables so that no secret
+    appears on a command line (``ps``) or in a container's command.
+    """
+    hosts = ["localhost", "127.0.0.1", f"{topo.host(MLFLOW)}", *allowed_hosts]
+    hosts_with_ports = sorted({h for host in hosts for h in (host, f"{host}:{topo.port(MLFLOW)}")})
+    return {
+        **s3_client_env(topo, creds),
+        "MLFLOW_BACKEND_STORE_URI": postgres_url(topo, creds, "mlflow"),
+        "MLFLOW_ARTIFACTS_DESTINATION": MLFLOW_ARTIFACTS_DESTINATION,
+        "MLFLOW_SERVE_ARTIFACTS": "true",
+        "MLFLOW_HOST": topo.bind_host,
+        "MLFLOW_PORT": str(topo.port(MLFLOW)),
+        "MLFLOW_WORKERS": "1",
+        "MLFLOW_SERVER_ALLOWED_HOSTS": ",".join(hosts_with_ports),
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
+
+
+def ml_env(topo: Topology, creds: Credentials, settings: MLSettings | None = None) -> dict[str, str]:
+    """Environment of everything that runs the ML library (Airflow tasks, benchmarks, tests)."""
+    settings = (settings or MLSettings()).model_copy(
+        update={
+            "tracking_uri": topo.url(MLFLOW),
+            "optuna_storage": postgres_url(topo, creds, "optuna"),
+            "lake_bucket": LAKE_BUCKET,
+        }
+    )
+    return {**s3_client_env(topo, creds), **settings.to_env()}
+
+
+@dataclass(frozen=True)
+class AirflowPaths:
+    """Where Airflow keeps its files: its home and the DAG folder (differs between Docker and local)."""
+
+    home: str
+    dags: str
+    passwords_file: str
+
+
+def airflow_env(
+    topo: Topology, creds: Credentials, paths: AirflowPaths, settings: MLSettings | None = None, parallelism: int = 4
+) -> dict[str, str]:
+    """Environment shared by all Airflow components (and inherited by the tasks they run)."""
+    return {
+        **ml_env(topo, creds, settings),
+        "AIRFLOW_HOME": paths.home,
+        "AIRFLOW__CORE__DAGS_FOLDER": paths.dags,
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+        "AIRFLOW__CORE__FERNET_KEY": creds.airflow_fernet_key,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": topo.url(AIRFLOW_API, "/execution/"),
+        "AIRFLOW__CORE__AUTH_MANAGER": (
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        ),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": paths.passwords_file,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres_url(topo, creds, "airflow"),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "AIRFLOW__API__HOST": topo.bind_host,
+        "AIRFLOW__API__PORT": str(topo.port(AIRFLOW_API)),
+        "AIRFLOW__API__BASE_URL": topo.url(AIRFLOW_API),
+        "AIRFLOW__API__SECRET_KEY": creds.airflow_api_secret_key,
+        "AIRFLOW__API_AUTH__JWT_SECRET": creds.airflow_jwt_secret,
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    }
+
+
+def airflow_passwords_json(creds: Credentials) -> str:
+    """Content of the SimpleAuthManager passwords file (derived from the credentials, mode 0600)."""
+    return '{"%s": "%s"}' % (AIRFLOW_ADMIN_USER, creds.airflow_admin_password)  # noqa: UP031
+
+
+def api_env(topo: Topology, creds: Credentials, settings: MLSettings | None = None) -> dict[str, str]:
+    """Environment of the prediction API (process, container or Lambda)."""
+    settings = settings or MLSettings()
+    return {
+        **s3_client_env(topo, creds),
+        "MLFLOW_TRACKING_URI": topo.url(MLFLOW),
+        "MLOPS_MODEL_NAME": str(settings.model_name),
+        "MLOPS_API_ADMIN_KEY": creds.api_admin_key,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Commands (the same CLI in a container and as a local process)
+# ---------------------------------------------------------------------------------------------------------
+AIRFLOW_MIGRATE_COMMAND = ["airflow", "db", "migrate"]
+
+
+def commands(topo: Topology) -> dict[str, list[str]]:
+    """Command line of every service whose program is the same in Docker and locally.
+
+    Postgres and S3 are absent: their programs differ (official images in Docker, embedded binaries
+    locally) while their ports, credentials and health checks above are shared.
+    """
+    return {
+        MLFLOW: ["mlflow", "server"],  # configured entirely by mlflow_server_env()
+        AIRFLOW_API: ["airflow", "api-server", "--port", str(topo.port(AIRFLOW_API))],
+        AIRFLOW_SCHEDULER: ["airflow", "scheduler"],
+        AIRFLOW_DAG_PROCESSOR: ["airflow", "dag-processor"],
+        AIRFLOW_TRIGGERER: ["airflow", "triggerer"],
+        API: [
+            "uvicorn",
+            "api.main:app",
+            "--host",
+            topo.bind_host,
+            "--port",
+            str(topo.port(API)),
+            "--workers",
+            "1",
+            "--no-access-log",
+        ],
+    }

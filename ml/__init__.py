@@ -1,0 +1,1 @@
+"""ML library: dataset specs, ETL steps, model search logged to MLflow, and the champion/challenger gate."""

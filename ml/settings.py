@@ -1,0 +1,87 @@
+"""Settings of the ML library, read from the environment (prefix ``MLOPS_``) in one place.
+
+The embedded stack, the Pulumi program and the Airflow DAGs all configure the library by setting these
+environment variables (see :func:`MLSettings.to_env`); nothing else in :mod:`ml` reads ``os.environ``.
+S3 and MLflow use the standard variable names that boto3 and MLflow already understand
+(``AWS_ENDPOINT_URL_S3``, ``AWS_ACCESS_KEY_ID``, ``MLFLOW_TRACKING_URI``...), so the same environment
+also works for a user's notebook.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Metric = Literal["f1", "roc_auc", "accuracy", "precision", "recall", "average_precision", "balanced_accuracy"]
+
+
+class S3Settings(BaseSettings):
+    """Connection to any S3 API (MinIO, SeaweedFS, AWS): endpoint, region and keys."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
+        description="S3 API endpoint; unset means AWS itself.",
+    )
+    region: str = Field(default="us-east-1", validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION"))
+    access_key_id: SecretStr | None = Field(default=None, validation_alias="AWS_ACCESS_KEY_ID")
+    secret_access_key: SecretStr | None = Field(default=None, validation_alias="AWS_SECRET_ACCESS_KEY")
+
+
+class MLSettings(BaseSettings):
+    """Everything the ETL, the search and the registry gate can be told from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_", extra="ignore", populate_by_name=True)
+
+    dataset: str = Field(default="breast_cancer", description="Name of a spec in ml/datasets/.")
+    lake_bucket: str = Field(default="lake", description="S3 bucket of the data lake.")
+    max_invalid_fraction: float = Field(
+        default=0.05, ge=0, le=1, description="Validation fails when more than this fraction of rows fails."
+    )
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 42
+
+    tracking_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "MLOPS_TRACKING_URI")
+    )
+    experiment: str | None = Field(default=None, description="MLflow experiment; default: the dataset name.")
+    model_name: str | None = Field(default=None, description="Registered model; default: <dataset>_classifier.")
+
+    optuna_storage: str = Field(
+        default="sqlite:///optuna.db", description="Optuna RDB storage URL (Postgres in the stack)."
+    )
+    n_trials: int = Field(default=60, ge=1, description="Trial budget of one search, over all workers.")
+    tuning_workers: int = Field(default=2, ge=1, description="Parallel workers (Airflow mapped tasks).")
+    cv_folds: int = Field(default=5, ge=2)
+    metric: Metric = "f1"
+
+    promotion_margin: float = Field(
+        default=0.005, ge=0, description="A challenger must beat the champion by at least this much."
+    )
+    min_champion_score: float = Field(
+        default=0.9, ge=0, le=1, description="The first model becomes champion only at or above this score."
+    )
+
+    @model_validator(mode="after")
+    def _defaults_from_dataset(self) -> MLSettings:
+        if self.experiment is None:
+            self.experiment = self.dataset
+        if self.model_name is None:
+            self.model_name = f"{self.dataset}_classifier"
+        return self
+
+    def to_env(self) -> dict[str, str]:
+        """Render these settings as the environment variables that reproduce them (no secrets here)."""
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None or name == "tracking_uri":
+                continue
+            env[f"MLOPS_{name.upper()}"] = str(value)
+        if self.tracking_uri:
+            env["MLFLOW_TRACKING_URI"] = self.tracking_uri
+        return env
