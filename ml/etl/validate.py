@@ -1,0 +1,197 @@
+"""Validate: check the landed raw data against a schema derived from the spec; quarantine failing rows.
+
+Two passes, so each failing row gets a precise reason:
+
+1. parsing: every value is read as text and converted to its feature's type (a value that is not a
+   number, or not a recognisable boolean, fails here with the offending value);
+2. a pandera schema built from the spec checks types, ranges, allowed categories, missing values,
+   duplicate rows and target values, lazily, so every failure of every row is reported.
+
+Rows with any failure go to ``quarantine/`` with their reasons; the others go to ``validated/``. Nothing
+is dropped silently: the report counts rows in = valid + quarantined. If more than the allowed fraction
+fails, the step raises :class:`ValidationFailedError` after writing the quarantine file.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter, defaultdict
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+
+from ml.etl.extract import latest_raw_key
+from ml.lake import Lake
+from ml.spec import DatasetSpec, FeatureKind, FeatureSpec
+
+TRUE_WORDS = frozenset({"true", "1", "1.0", "yes", "y", "t"})
+FALSE_WORDS = frozenset({"false", "0", "0.0", "no", "n", "f"})
+REASON_COLUMN = "_reasons"
+ROW_COLUMN = "_source_row"
+
+
+class ValidationFailedError(RuntimeError):
+    """Too many rows failed validation (or the data lacks required columns)."""
+
+
+def build_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
+    """The pandera schema of a dataset's typed rows, derived from its spec."""
+    columns: dict[str, pa.Column] = {}
+    for feature in spec.features:
+        columns[feature.name] = _column(feature)
+    columns[spec.target.name] = pa.Column(str, pa.Check.isin(list(spec.target.classes)), nullable=False, title="target")
+    return pa.DataFrameSchema(
+        columns,
+        strict=False,
+        ordered=False,
+        unique=spec.columns,
+        report_duplicates="exclude_first",
+        name=f"{spec.name} rows",
+    )
+
+
+def _column(feature: FeatureSpec) -> pa.Column:
+    if feature.kind is FeatureKind.NUMERIC:
+        checks = []
+        if feature.minimum is not None or feature.maximum is not None:
+            checks.append(
+                pa.Check.in_range(
+                    feature.minimum if feature.minimum is not None else float("-inf"),
+                    feature.maximum if feature.maximum is not None else float("inf"),
+                )
+            )
+        return pa.Column(float, checks, nullable=feature.nullable)
+    if feature.kind is FeatureKind.CATEGORICAL:
+        return pa.Column(object, pa.Check.isin(list(feature.categories or ())), nullable=feature.nullable)
+    return pa.Column("boolean", nullable=feature.nullable)
+
+
+def _parse(raw: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, dict[int, list[str]]]:
+    """Convert text columns to their feature types; collect a reason for every value that does not parse."""
+    reasons: dict[int, list[str]] = defaultdict(list)
+    typed = pd.DataFrame(index=raw.index)
+    for feature in spec.features:
+        text = raw[feature.name]
+        present = text.notna() & (text.astype(str).str.strip() != "")
+        if feature.kind is FeatureKind.NUMERIC:
+            values = pd.to_numeric(text.where(present), errors="coerce").astype(float)
+            bad = present & values.isna()
+            for idx in raw.index[bad]:
+                reasons[idx].append(f"{feature.name}: {text[idx]!r} is not a number")
+        elif feature.kind is FeatureKind.BOOLEAN:
+            lowered = text.where(present).astype("string").str.strip().str.lower()
+            values = pd.Series(pd.NA, index=raw.index, dtype="boolean")
+            values[lowered.isin(TRUE_WORDS).fillna(False)] = True
+            values[lowered.isin(FALSE_WORDS).fillna(False)] = False
+            bad = present & values.isna()
+            for idx in raw.index[bad]:
+                reasons[idx].append(f"{feature.name}: {text[idx]!r} is not a boolean (use true/false or 1/0)")
+        else:
+            values = text.where(present).map(lambda v: str(v).strip() if isinstance(v, str) else v)
+            values = values.astype(object).where(present, None)
+        typed[feature.name] = values
+    typed[spec.target.name] = raw[spec.target.name].astype(object).where(raw[spec.target.name].notna(), None)
+    return typed, reasons
+
+
+def _describe_failure(row: pd.Series, spec: DatasetSpec) -> str:
+    check = str(row["check"])
+    column = row["column"]
+    if check == "multiple_fields_uniqueness":
+        return "duplicate of an earlier row"
+    if check == "not_nullable":
+        return f"{column}: missing value (not allowed for this field)"
+    if column == spec.target.name and check.startswith("isin"):
+        return f"{column}: {row['failure_case']!r} is not a target class {list(spec.target.classes)}"
+    if check.startswith("in_range"):
+        feature = spec.feature(column)
+        return f"{column}: {row['failure_case']} is outside [{feature.minimum}, {feature.maximum}]"
+    if check.startswith("isin"):
+        return f"{column}: {row['failure_case']!r} is not an allowed category"
+    return f"{column}: failed {check} with {row['failure_case']!r}"
+
+
+def check_frame(raw: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split raw text rows into (valid typed rows, quarantined raw rows with their reasons).
+
+    Raises :class:`ValidationFailedError` when required columns are missing altogether.
+    """
+    missing = [c for c in spec.columns if c not in raw.columns]
+    if missing:
+        raise ValidationFailedError(
+            f"{spec.name}: the landed data has no column(s) {missing} (it has {list(raw.columns)}); "
+            "the source or the spec changed: fix the reader's rename option or the spec"
+        )
+    raw = raw.reset_index(drop=True)
+    typed, reasons = _parse(raw, spec)
+    parse_failed = list(reasons)
+    try:
+        build_schema(spec).validate(typed.drop(index=parse_failed), lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        unattributed = cases[cases["index"].isna()]
+        if not unattributed.empty:
+            details = "; ".join(f"{r.column}: {r.check} ({r.failure_case})" for r in unattributed.itertuples())
+            raise ValidationFailedError(f"{spec.name}: the data fails schema-wide checks: {details}") from None
+        seen: set[tuple[int, str]] = set()
+        for _, case in cases.iterrows():
+            idx, text = int(case["index"]), _describe_failure(case, spec)
+            if (idx, text) not in seen:  # uniqueness failures are reported once per column
+                seen.add((idx, text))
+                reasons[idx].append(text)
+    bad = sorted(reasons)
+    quarantined = raw.loc[bad].copy()
+    quarantined.insert(0, ROW_COLUMN, [i + 1 for i in bad])  # 1-based row number in the raw file
+    quarantined[REASON_COLUMN] = ["; ".join(reasons[i]) for i in bad]
+    valid = typed.drop(index=bad).reset_index(drop=True)
+    return valid, quarantined
+
+
+def validate(spec: DatasetSpec, lake: Lake, max_invalid_fraction: float, raw_manifest_key: str | None = None) -> dict:
+    """Validate the newest landed raw data (or the given manifest); write validated rows and quarantine.
+
+    Returns the validation report (also written as ``report.json``). Raises
+    :class:`ValidationFailedError`, after writing the quarantine file, when more than
+    ``max_invalid_fraction`` of the rows fail.
+    """
+    manifest_key = raw_manifest_key or lake.get_json(latest_raw_key(spec))["manifest"]
+    manifest = lake.get_json(manifest_key)
+    raw = pd.read_csv(io.BytesIO(lake.get_bytes(manifest["key"])), dtype=str, keep_default_na=True)
+    if len(raw) != manifest["rows"]:
+        raise ValidationFailedError(
+            f"{lake.uri(manifest['key'])} has {len(raw)} rows but its manifest says {manifest['rows']}"
+        )
+    valid, quarantined = check_frame(raw, spec)
+    version = manifest["sha256"][:16]
+    prefix = f"validated/{spec.name}/{version}"
+    quarantine_key = f"quarantine/{spec.name}/{version}/rows.csv"
+    counts = Counter(r.split(":")[0] for rs in quarantined[REASON_COLUMN] for r in rs.split("; "))
+    report: dict[str, Any] = {
+        "dataset": spec.name,
+        "raw_manifest": manifest_key,
+        "raw_sha256": manifest["sha256"],
+        "rows_in": len(raw),
+        "rows_valid": len(valid),
+        "rows_quarantined": len(quarantined),
+        "invalid_fraction": round(len(quarantined) / max(len(raw), 1), 6),
+        "max_invalid_fraction": max_invalid_fraction,
+        "failures_by_field": dict(counts.most_common()),
+        "quarantine": lake.uri(quarantine_key) if len(quarantined) else None,
+        "data": lake.uri(f"{prefix}/data.parquet"),
+        "schema_hash": spec.fingerprint(),
+    }
+    if report["rows_in"] != report["rows_valid"] + report["rows_quarantined"]:  # nothing is dropped silently
+        raise ValidationFailedError(f"{spec.name}: row accounting mismatch in {report}")
+    if len(quarantined):
+        lake.put_csv(quarantine_key, quarantined)
+    if report["invalid_fraction"] > max_invalid_fraction:
+        examples = "; ".join(quarantined[REASON_COLUMN].head(3))
+        raise ValidationFailedError(
+            f"{spec.name}: {len(quarantined)} of {len(raw)} rows ({report['invalid_fraction']:.1%}) failed "
+            f"validation, more than the allowed {max_invalid_fraction:.1%} (MLOPS_MAX_INVALID_FRACTION). "
+            f"Each failing row and its reasons are in {report['quarantine']}. First reasons: {examples}"
+        )
+    lake.put_parquet(f"{prefix}/data.parquet", valid)
+    lake.put_json(f"{prefix}/report.json", report)
+    return report

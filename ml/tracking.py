@@ -1,0 +1,150 @@
+"""MLflow tracking for the search: the parent run, and child runs logged off the hot path.
+
+Every Optuna trial becomes an MLflow child run (``mlflow.parentRunId`` tag), whichever process ran it.
+:class:`ChildRunLogger` is an Optuna callback that hands finished trials to a background thread, which
+writes each one with three REST calls (create run with tags, one ``log_batch`` with params and metrics,
+terminate). The search never waits on the tracking server; :meth:`ChildRunLogger.close` flushes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import numpy as np
+import optuna
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+
+log = logging.getLogger(__name__)
+
+PARENT_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
+STATE_TO_STATUS = {
+    optuna.trial.TrialState.COMPLETE: "FINISHED",
+    optuna.trial.TrialState.PRUNED: "KILLED",
+    optuna.trial.TrialState.FAIL: "FAILED",
+}
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    """Id of the named experiment, created if missing (safe when several processes race to create it)."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name)
+    except mlflow.exceptions.MlflowException:
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def fold_scores(trial: optuna.trial.FrozenTrial) -> list[float]:
+    """Per-fold CV scores of a trial, recovered from the running means it reported (step k = fold k).
+
+    The objective reports the running mean after each fold (what the pruner compares), so the fold
+    scores need no extra storage writes: score_k = (k+1) * mean_k - k * mean_(k-1).
+    """
+    means = [trial.intermediate_values[k] for k in sorted(trial.intermediate_values)]
+    return [(k + 1) * m - k * (means[k - 1] if k else 0.0) for k, m in enumerate(means)]
+
+
+def _ms(moment: Any) -> int | None:
+    return int(moment.timestamp() * 1000) if moment is not None else None
+
+
+@dataclass(frozen=True)
+class _Job:
+    trial: optuna.trial.FrozenTrial
+    worker: int
+
+
+class ChildRunLogger:
+    """Optuna callback that logs each finished trial as a child run of ``parent_run_id``, asynchronously.
+
+    Use it as a context manager (or call :meth:`close`) so pending runs are flushed before the process
+    ends. Logging errors are counted and logged, never raised into the search.
+    """
+
+    def __init__(self, client: MlflowClient, parent_run_id: str, worker: int = 0, study_name: str = "") -> None:
+        self.client = client
+        self.parent_run_id = parent_run_id
+        self.experiment_id = client.get_run(parent_run_id).info.experiment_id
+        self.worker = worker
+        self.study_name = study_name
+        self.logged = 0
+        self.errors = 0
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._drain, name="mlflow-child-runs", daemon=True)
+        self._thread.start()
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """Optuna callback: enqueue the finished trial."""
+        self._queue.put(_Job(trial, self.worker))
+
+    def __enter__(self) -> ChildRunLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self, timeout: float = 120.0) -> None:
+        """Flush every queued trial to MLflow and stop the background thread."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("MLflow child-run logger did not flush within %.0f s", timeout)
+
+    def _drain(self) -> None:
+        while (job := self._queue.get()) is not None:
+            try:
+                self._log(job)
+                self.logged += 1
+            except Exception:  # tracking must never break the search
+                self.errors += 1
+                log.exception("could not log trial %s to MLflow", job.trial.number)
+
+    def _log(self, job: _Job) -> None:
+        trial = job.trial
+        name = f"trial-{trial.number:04d}"
+        tags = {
+            PARENT_TAG: self.parent_run_id,
+            RUN_NAME_TAG: name,
+            "optuna.study": self.study_name,
+            "optuna.trial_number": str(trial.number),
+            "optuna.state": trial.state.name,
+            "family": str(trial.params.get("family", "")),
+            "worker": str(job.worker),
+        }
+        run = self.client.create_run(self.experiment_id, start_time=_ms(trial.datetime_start), tags=tags, run_name=name)
+        now = int(time.time() * 1000)
+        metrics = []
+        if trial.value is not None:
+            metrics.append(Metric("cv_mean", float(trial.value), now, 0))
+        scores = fold_scores(trial)
+        if scores:
+            metrics.append(Metric("cv_std", float(np.std(scores)), now, 0))
+            metrics.append(Metric("folds_run", float(len(scores)), now, 0))
+        metrics.extend(Metric("cv_fold_score", float(v), now, k) for k, v in enumerate(scores))
+        if trial.duration is not None:
+            metrics.append(Metric("duration_s", trial.duration.total_seconds(), now, 0))
+        params = [Param(k, str(v)) for k, v in trial.params.items()]
+        self.client.log_batch(run.info.run_id, metrics=metrics, params=params)
+        self.client.set_terminated(
+            run.info.run_id, status=STATE_TO_STATUS.get(trial.state, "FAILED"), end_time=_ms(trial.datetime_complete)
+        )
+
+
+def child_runs(client: MlflowClient, parent_run_id: str) -> list[Any]:
+    """All child runs of a parent run (every trial of a search)."""
+    parent = client.get_run(parent_run_id)
+    return client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'", max_results=50000
+    )
