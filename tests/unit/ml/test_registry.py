@@ -1,0 +1,97 @@
+import json
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
+
+from ml.etl import extract, split, validate
+from ml.etl.split import load_split
+from ml.lake import Lake
+from ml.model import build_pipeline, to_matrix, to_target
+from ml.registry import CHALLENGER, CHAMPION, register_and_gate
+from ml.search import skops_trusted_types
+from ml.settings import MLSettings
+from ml.spec import get_spec
+
+SPEC = get_spec("breast_cancer")
+
+
+@pytest.fixture
+def landed(lake: Lake, ml_env: MLSettings) -> dict:
+    extract(SPEC, lake)
+    return split(SPEC, lake, ml_env.seed, ml_env.test_size, validate(SPEC, lake, ml_env.max_invalid_fraction))
+
+
+def logged_model(lake: Lake, manifest: dict, estimator, family: str) -> dict:
+    """Fit and log a model the way the search does, returning a search-like result."""
+    train, _, _ = load_split(SPEC, lake)
+    model = build_pipeline(SPEC, estimator).fit(to_matrix(train, SPEC), to_target(train, SPEC))
+    mlflow.set_experiment("registry-tests")
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(
+            model, name="model", serialization_format="skops", skops_trusted_types=skops_trusted_types(model),
+            metadata={"dataset_spec": json.loads(SPEC.to_json()), "data_version": manifest["data_version"]},
+        )  # fmt: skip
+    return {
+        "model_uri": info.model_uri, "model_id": info.model_id, "run_id": run.info.run_id,
+        "data_version": manifest["data_version"], "family": family,
+    }  # fmt: skip
+
+
+def weak(lake, manifest):
+    return logged_model(lake, manifest, DummyClassifier(strategy="stratified", random_state=0), "dummy")
+
+
+def strong(lake, manifest):
+    return logged_model(lake, manifest, LogisticRegression(max_iter=2000), "logreg")
+
+
+def aliases(name: str) -> dict[str, str]:
+    return dict(MlflowClient().get_registered_model(name).aliases)
+
+
+def test_first_model_below_the_minimum_is_not_champion(lake, ml_env, landed) -> None:
+    decision = register_and_gate(weak(lake, landed), SPEC, ml_env, lake)
+    assert not decision.promoted and decision.champion_score is None
+    assert "is below the minimum" in decision.reason
+    assert aliases(ml_env.model_name) == {CHALLENGER: decision.version}
+    tags = MlflowClient().get_model_version(ml_env.model_name, decision.version).tags
+    assert tags["gate.decision"] == "rejected" and tags["gate.champion_score"] == "none"
+
+
+def test_first_good_model_becomes_champion_and_reruns_are_idempotent(lake, ml_env, landed) -> None:
+    result = strong(lake, landed)
+    decision = register_and_gate(result, SPEC, ml_env, lake)
+    assert decision.promoted and decision.challenger_score >= ml_env.min_champion_score
+    assert aliases(ml_env.model_name) == {CHAMPION: decision.version}
+    again = register_and_gate(result, SPEC, ml_env, lake)
+    assert again.version == decision.version and again.promoted
+    assert len(MlflowClient().search_model_versions(f"name = '{ml_env.model_name}'")) == 1
+
+
+def test_challenger_must_beat_the_champion_by_the_margin(lake, ml_env, landed) -> None:
+    settings = ml_env.model_copy(update={"min_champion_score": 0.2, "promotion_margin": 0.01})
+    first = register_and_gate(weak(lake, landed), SPEC, settings, lake)
+    assert first.promoted  # weak, but above the (lowered) minimum
+    better = register_and_gate(strong(lake, landed), SPEC, settings, lake)
+    assert better.promoted and better.champion_version == first.version
+    assert better.challenger_score - better.champion_score >= 0.01
+    assert aliases(settings.model_name) == {CHAMPION: better.version}
+    worse = register_and_gate(weak(lake, landed), SPEC, settings, lake)
+    assert not worse.promoted and worse.champion_version == better.version
+    assert aliases(settings.model_name) == {CHAMPION: better.version, CHALLENGER: worse.version}
+    tags = MlflowClient().get_model_version(settings.model_name, worse.version).tags
+    assert tags["gate.decision"] == "rejected"
+    assert float(tags["gate.champion_score"]) == pytest.approx(better.challenger_score, abs=1e-6)
+    assert float(tags["gate.challenger_score"]) == pytest.approx(worse.challenger_score, abs=1e-6)
+
+
+def test_an_equal_challenger_does_not_take_over(lake, ml_env, landed) -> None:
+    settings = ml_env.model_copy(update={"promotion_margin": 0.0})
+    first = register_and_gate(strong(lake, landed), SPEC, settings, lake)
+    same = register_and_gate(strong(lake, landed), SPEC, settings, lake)
+    assert first.promoted and not same.promoted
+    assert same.challenger_score == pytest.approx(same.champion_score)
+    assert aliases(settings.model_name)[CHAMPION] == first.version
