@@ -1,0 +1,82 @@
+"""### Training: parallel Optuna search logged to MLflow, then the champion/challenger gate
+
+Runs whenever the ETL updates the **processed** Asset, and can be triggered by hand (optionally with
+`{"n_trials": N, "workers": K}`).
+
+1. `prepare` creates one Optuna study in Postgres and one MLflow parent run for this DAG run;
+2. `tune` runs as **K mapped tasks** (default `MLOPS_TUNING_WORKERS`) that all work on that one study
+   until the trial budget (`MLOPS_N_TRIALS`) is used, each trial logged as an MLflow child run; add
+   Airflow workers and the search scales out;
+3. `finish` refits the best configuration, evaluates it on the test split and logs figures and the
+   model (signature, input example, dataset spec, data version);
+4. `gate` registers it as `challenger` and promotes it to `champion` only if it beats the current one.
+
+Every step is idempotent (the study is named after the DAG run), so retries are safe.
+Logic lives in `ml.steps`; this file only wires tasks together.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag, get_current_context, task
+from common import DEFAULT_ARGS, PROCESSED, SETTINGS, START_DATE
+
+
+@dag(
+    dag_id="mlops_training",
+    schedule=[PROCESSED],
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["mlops", "training", SETTINGS.dataset],
+    doc_md=__doc__,
+    params={
+        "n_trials": Param(SETTINGS.n_trials, type="integer", minimum=1, description="Trial budget."),
+        "workers": Param(SETTINGS.tuning_workers, type="integer", minimum=1, maximum=32, description="K."),
+    },
+)
+def mlops_training() -> None:
+    """Tune, evaluate, register and gate."""
+
+    @task
+    def prepare() -> dict:
+        """Create the study and the MLflow parent run (or find them again on retry)."""
+        from ml.steps import prepare_step
+
+        context = get_current_context()
+        return prepare_step(context["run_id"], int(context["params"]["n_trials"]))
+
+    @task
+    def workers() -> list[int]:
+        """Worker indexes for the mapped tuning tasks."""
+        return list(range(int(get_current_context()["params"]["workers"])))
+
+    @task
+    def tune(handle: dict, worker: int) -> dict:
+        """Run trials on the shared study until the budget is used."""
+        from ml.steps import tune_step
+
+        return tune_step(handle, worker)
+
+    @task
+    def finish(handle: dict) -> dict:
+        """Refit the best trial, evaluate, log the model."""
+        from ml.steps import finish_step
+
+        return finish_step(handle)
+
+    @task
+    def gate(result: dict, handle: dict) -> dict:
+        """Register as challenger; promote to champion if it wins."""
+        from ml.steps import gate_step
+
+        return gate_step(result, handle)
+
+    handle = prepare()
+    tuned = tune.partial(handle=handle).expand(worker=workers())
+    result = finish(handle)
+    tuned >> result
+    gate(result, handle)
+
+
+mlops_training()
