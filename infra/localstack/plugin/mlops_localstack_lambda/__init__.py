@@ -1,0 +1,54 @@
+"""LocalStack Lambda executor plugin: each execution environment is a local ``awslambdaric`` process.
+
+Modules:
+
+* :mod:`.runtime_api` -- the Lambda Runtime API server and ``LambdaProcess`` (stdlib only; also used by the
+  project's tests to run a built zip the way Lambda does);
+* :mod:`.interop` -- the protocol between LocalStack and its in-container init, spoken for a local process
+  (stdlib only);
+* :mod:`.executor` -- the ``RuntimeExecutor`` implementation (imports LocalStack);
+* :mod:`.plugin` -- the plux plugin registered in ``localstack.lambda.runtime_executor``.
+
+This package must stay importable without LocalStack: nothing here imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from importlib import metadata
+
+#: The one LocalStack release whose internal executor interface this plugin implements.
+LOCALSTACK_VERSION = "2026.3.0"
+#: Value of LAMBDA_RUNTIME_EXECUTOR that selects this executor (the entry point's name).
+EXECUTOR_NAME = "local-process"
+#: Environment variable of LocalStack's process: JSON object mapping a Lambda runtime to an interpreter that has
+#: awslambdaric installed, e.g. {"python3.12": "/state/lambda-python3.12/bin/python"}.
+PYTHONS_ENV = "MLOPS_LAMBDA_PYTHONS"
+
+
+def check_localstack_version() -> str:
+    """Return the installed LocalStack version; raise RuntimeError unless it is :data:`LOCALSTACK_VERSION`."""
+    try:
+        found = metadata.version("localstack-core")
+    except metadata.PackageNotFoundError as e:
+        raise RuntimeError("the local-process Lambda executor needs localstack-core, which is not installed") from e
+    if found != LOCALSTACK_VERSION:
+        raise RuntimeError(
+            f"the local-process Lambda executor implements LocalStack {LOCALSTACK_VERSION}'s internal executor "
+            f"interface, but LocalStack {found} is installed: update infra/localstack/plugin for that release "
+            "(check RuntimeExecutor, ExecutorEndpoint and the init protocol) or install the pinned release"
+        )
+    return found
+
+
+def lambda_pythons(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The runtime -> interpreter mapping from :data:`PYTHONS_ENV` (empty if unset); ValueError if malformed."""
+    raw = (os.environ if environ is None else environ).get(PYTHONS_ENV, "").strip()
+    if not raw:
+        return {}
+    mapping = json.loads(raw)
+    if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+        raise ValueError(f"{PYTHONS_ENV} must be a JSON object of runtime name -> interpreter path, got {raw!r}")
+    return {str(k): v for k, v in mapping.items()}

@@ -1,0 +1,31 @@
+"""The Lambda Runtime API emulator, importable from the project's environment.
+
+The implementation lives in the executor plugin (``plugin/mlops_localstack_lambda/runtime_api.py``) so that
+LocalStack and the project run the very same code; this module only re-exports it.
+"""
+
+from infra.localstack.plugin.mlops_localstack_lambda.runtime_api import (
+    DEFAULT_FUNCTION_ARN,
+    EXIT_ERROR_TYPE,
+    TIMEOUT_ERROR_TYPE,
+    InvokeResult,
+    LambdaProcess,
+    RuntimeAPIServer,
+    RuntimeInitError,
+    error_payload,
+    runtime_command,
+    runtime_environment,
+)
+
+__all__ = [
+    "DEFAULT_FUNCTION_ARN",
+    "EXIT_ERROR_TYPE",
+    "TIMEOUT_ERROR_TYPE",
+    "InvokeResult",
+    "LambdaProcess",
+    "RuntimeAPIServer",
+    "RuntimeInitError",
+    "error_payload",
+    "runtime_command",
+    "runtime_environment",
+]
