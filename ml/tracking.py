@@ -9,6 +9,7 @@ terminate). The search never waits on the tracking server; :meth:`ChildRunLogger
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -74,6 +75,8 @@ class ChildRunLogger:
     """
 
     def __init__(self, client: MlflowClient, parent_run_id: str, worker: int = 0, study_name: str = "") -> None:
+        # set_terminated would otherwise GET the run again to print its URL: one extra round trip per trial.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.client = client
         self.parent_run_id = parent_run_id
         self.experiment_id = client.get_run(parent_run_id).info.experiment_id

@@ -35,8 +35,8 @@ def _svc(trial: optuna.Trial) -> dict[str, Any]:
 
 def _random_forest(trial: optuna.Trial) -> dict[str, Any]:
     return {
-        "n_estimators": trial.suggest_int("random_forest__n_estimators", 25, 150, step=25),
-        "max_depth": trial.suggest_int("random_forest__max_depth", 2, 12),
+        "n_estimators": trial.suggest_int("random_forest__n_estimators", 10, 100, step=10),
+        "max_depth": trial.suggest_int("random_forest__max_depth", 2, 10),
         "min_samples_leaf": trial.suggest_int("random_forest__min_samples_leaf", 1, 8),
         "max_features": trial.suggest_categorical("random_forest__max_features", ["sqrt", "log2"]),
     }
@@ -45,7 +45,7 @@ def _random_forest(trial: optuna.Trial) -> dict[str, Any]:
 def _hist_gradient_boosting(trial: optuna.Trial) -> dict[str, Any]:
     return {
         "learning_rate": trial.suggest_float("hist_gradient_boosting__learning_rate", 0.02, 0.3, log=True),
-        "max_iter": trial.suggest_int("hist_gradient_boosting__max_iter", 30, 200, step=10),
+        "max_iter": trial.suggest_int("hist_gradient_boosting__max_iter", 20, 150, step=10),
         "max_leaf_nodes": trial.suggest_int("hist_gradient_boosting__max_leaf_nodes", 4, 31),
         "l2_regularization": trial.suggest_float("hist_gradient_boosting__l2_regularization", 1e-6, 1.0, log=True),
     }
