@@ -1,0 +1,202 @@
+"""The prediction API as a Lambda in LocalStack: package, role, function, Function URL and API Gateway.
+
+Every name, document and setting comes from :mod:`infra.lambda_resources` (shared with the boto3
+deployer). All AWS resources use one explicit provider whose every endpoint is LocalStack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import catalog
+from infra.components.common import TYPE_PREFIX, StackContext
+from infra.components.localstack import LocalStack
+from infra.lambda_resources import (
+    LAMBDA,
+    LOCALSTACK_ACCESS_KEY,
+    LOCALSTACK_SECRET_KEY,
+    LambdaSpec,
+    function_environment,
+    localstack_rest_url,
+    source_code_hash,
+)
+
+# Services the program calls, each pointed at LocalStack (keys of aws.ProviderEndpointArgs).
+ENDPOINT_SERVICES = ("s3", "iam", "sts", "lambda_", "apigateway", "apigatewayv2")
+
+
+def localstack_provider(name: str, endpoint: str, opts: pulumi.ResourceOptions) -> aws.Provider:
+    """An AWS provider that can only reach LocalStack (no account lookup, no metadata API, path-style S3)."""
+    return aws.Provider(
+        name,
+        region=catalog.REGION,
+        access_key=LOCALSTACK_ACCESS_KEY,
+        secret_key=LOCALSTACK_SECRET_KEY,
+        skip_credentials_validation=True,
+        skip_requesting_account_id=True,
+        skip_metadata_api_check=True,
+        skip_region_validation=True,
+        s3_use_path_style=True,
+        endpoints=[aws.ProviderEndpointArgs(**dict.fromkeys(ENDPOINT_SERVICES, endpoint))],
+        opts=opts,
+    )
+
+
+class LambdaApi(pulumi.ComponentResource):
+    """The FastAPI app through Mangum, fronted by a Function URL, a REST API (v1) and optionally an HTTP API."""
+
+    provider: aws.Provider
+    function: aws.lambda_.Function
+    function_url: aws.lambda_.FunctionUrl
+    rest_api: aws.apigateway.RestApi
+    stage: aws.apigateway.Stage
+    rest_url: pulumi.Output[str]
+    http_api: aws.apigatewayv2.Api | None
+
+    def __init__(
+        self,
+        name: str,
+        ctx: StackContext,
+        localstack: LocalStack,
+        extra_dependencies: Sequence[pulumi.Resource] = (),
+        spec: LambdaSpec = LAMBDA,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(f"{TYPE_PREFIX}:LambdaApi", name, None, opts)
+        package = ctx.config.lambda_zip
+        if not package.is_file():
+            # Fails preview and up before anything is changed.
+            raise pulumi.RunError(
+                f"Lambda package {package} does not exist: run `make lambda-zip` first, or deploy without the "
+                "Lambda: `pulumi config set --path mlops-platform:localstack.deployLambda false`."
+            )
+        deps: list[pulumi.Resource] = [localstack.container, *extra_dependencies]
+        self.provider = localstack_provider(
+            f"{name}-localstack", localstack.endpoint, pulumi.ResourceOptions(parent=self, depends_on=deps)
+        )
+        child = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=deps)
+
+        # Package: S3 upload (the direct-upload limit is 50 MB).
+        bucket = aws.s3.Bucket(f"{name}-code", bucket=spec.code_bucket, force_destroy=True, opts=child)
+        package_object = aws.s3.BucketObjectv2(
+            f"{name}-package", bucket=bucket.id, key=spec.code_key, source=pulumi.FileAsset(str(package)), opts=child
+        )
+
+        # Execution role with inline policies.
+        role = aws.iam.Role(
+            f"{name}-role", name=spec.role_name, assume_role_policy=spec.assume_role_policy_json(), opts=child
+        )
+        policies = [
+            aws.iam.RolePolicy(f"{name}-{p}", name=p, role=role.id, policy=spec.policy_json(p), opts=child)
+            for p in spec.inline_policies
+        ]
+
+        settings = ctx.config.ml_settings()
+        variables = pulumi.Output.secret(ctx.creds.apply(lambda c: function_environment(c, settings, ctx.topo)))
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            name=spec.function_name,
+            role=role.arn,
+            handler=spec.handler,
+            runtime=spec.runtime,
+            architectures=list(spec.architectures),
+            memory_size=spec.memory_mb,
+            timeout=spec.timeout_s,
+            s3_bucket=bucket.id,
+            s3_key=package_object.key,
+            source_code_hash=source_code_hash(package),
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables=variables),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[package_object, *policies])),
+        )
+
+        # Function URL (public, like the container API).
+        self.function_url = aws.lambda_.FunctionUrl(
+            f"{name}-url", function_name=self.function.name, authorization_type=spec.function_url_auth_type, opts=child
+        )
+        aws.lambda_.Permission(
+            f"{name}-url-invoke",
+            action="lambda:InvokeFunctionUrl",
+            function=self.function.name,
+            principal="*",
+            function_url_auth_type=spec.function_url_auth_type,
+            opts=child,
+        )
+
+        # API Gateway REST API (v1): {proxy+} and the root, both ANY -> AWS_PROXY.
+        self.rest_api = aws.apigateway.RestApi(f"{name}-rest", name=spec.rest_api_name, opts=child)
+        proxy = aws.apigateway.Resource(
+            f"{name}-proxy",
+            rest_api=self.rest_api.id,
+            parent_id=self.rest_api.root_resource_id,
+            path_part="{proxy+}",
+            opts=child,
+        )
+        integrations = []
+        for suffix, resource_id in (("proxy", proxy.id), ("root", self.rest_api.root_resource_id)):
+            method = aws.apigateway.Method(
+                f"{name}-{suffix}-any",
+                rest_api=self.rest_api.id,
+                resource_id=resource_id,
+                http_method="ANY",
+                authorization="NONE",
+                opts=child,
+            )
+            integrations.append(
+                aws.apigateway.Integration(
+                    f"{name}-{suffix}-lambda",
+                    rest_api=self.rest_api.id,
+                    resource_id=resource_id,
+                    http_method=method.http_method,
+                    type="AWS_PROXY",
+                    integration_http_method="POST",
+                    uri=self.function.invoke_arn,
+                    opts=child,
+                )
+            )
+        # Redeploy when the routes change.
+        fingerprint = pulumi.Output.all(*(i.id for i in integrations), self.function.invoke_arn).apply(
+            lambda parts: hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+        )
+        deployment = aws.apigateway.Deployment(
+            f"{name}-deployment",
+            rest_api=self.rest_api.id,
+            triggers={"routes": fingerprint},
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=integrations)),
+        )
+        self.stage = aws.apigateway.Stage(
+            f"{name}-stage",
+            rest_api=self.rest_api.id,
+            deployment=deployment.id,
+            stage_name=spec.stage_name,
+            opts=child,
+        )
+        aws.lambda_.Permission(
+            f"{name}-rest-invoke",
+            action="lambda:InvokeFunction",
+            function=self.function.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=self.rest_api.id.apply(lambda api_id: spec.rest_api_source_arn(catalog.REGION, api_id)),
+            opts=child,
+        )
+        self.rest_url = self.rest_api.id.apply(lambda api_id: localstack_rest_url(localstack.endpoint, api_id))
+
+        # Optional API Gateway HTTP API (v2): quick-create with the function as target.
+        self.http_api = None
+        if ctx.config.localstack.http_api:
+            self.http_api = aws.apigatewayv2.Api(
+                f"{name}-http", name=spec.http_api_name, protocol_type="HTTP", target=self.function.arn, opts=child
+            )
+            aws.lambda_.Permission(
+                f"{name}-http-invoke",
+                action="lambda:InvokeFunction",
+                function=self.function.name,
+                principal="apigateway.amazonaws.com",
+                source_arn=self.http_api.execution_arn.apply(lambda arn: f"{arn}/*/*"),
+                opts=child,
+            )
+        self.register_outputs({"function": self.function.name, "rest_url": self.rest_url})

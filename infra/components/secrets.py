@@ -1,0 +1,60 @@
+"""The stack's credentials: each ``catalog.Credentials`` field from config (secret) or pulumi-random."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+
+import pulumi
+import pulumi_random as random
+
+from infra import catalog
+from infra.components.common import TYPE_PREFIX
+
+# Generated values are alphanumeric: they end up in URLs (Postgres), JSON (Airflow) and S3 signatures.
+_LENGTHS = {"s3_access_key": 20}
+_DEFAULT_LENGTH = 32
+FERNET_FIELD = "airflow_fernet_key"
+
+
+def fernet_key(password: str) -> str:
+    """A Fernet key (url-safe base64 of 32 bytes) from a 32-character ASCII random password."""
+    raw = password.encode()
+    if len(raw) != 32:
+        raise ValueError("a Fernet key needs exactly 32 random bytes")
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+class PlatformSecrets(pulumi.ComponentResource):
+    """Every credential of the platform as one secret ``Output[catalog.Credentials]``."""
+
+    credentials: pulumi.Output[catalog.Credentials]
+    generated: dict[str, random.RandomPassword]
+
+    def __init__(
+        self,
+        name: str,
+        configured: Mapping[str, pulumi.Output[str]],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(f"{TYPE_PREFIX}:PlatformSecrets", name, None, opts)
+        self.generated = {}
+        values: dict[str, pulumi.Output[str]] = {}
+        for field in catalog.Credentials.names():
+            if field in configured:
+                values[field] = pulumi.Output.secret(configured[field])
+                continue
+            password = random.RandomPassword(
+                field.replace("_", "-"),
+                length=_LENGTHS.get(field, _DEFAULT_LENGTH),
+                special=False,
+                lower=field != "s3_access_key",  # access keys look like AWS's: upper case and digits
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.generated[field] = password
+            result = password.result
+            values[field] = result.apply(fernet_key) if field == FERNET_FIELD else result
+        self.credentials = pulumi.Output.secret(
+            pulumi.Output.all(**values).apply(lambda v: catalog.Credentials(**v))  # type: ignore[arg-type]
+        )
+        self.register_outputs({})
