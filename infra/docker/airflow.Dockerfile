@@ -1,0 +1,39 @@
+# Airflow 3 (LocalExecutor): the project with the `airflow` extra from uv.lock (Airflow, the Postgres
+# provider and the `ml` package), the DAGs from dags/, and the entrypoint that writes the
+# SimpleAuthManager passwords file from the environment at start. Build context: the repository root.
+FROM python:3.12.12-slim-bookworm AS build
+COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_NO_CACHE=1 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=/usr/local/bin/python3.12 \
+    UV_PROJECT_ENVIRONMENT=/opt/venv
+WORKDIR /src
+# Dependencies first: this layer is reused until uv.lock changes.
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --extra airflow --no-install-project
+COPY ml ./ml
+COPY api ./api
+COPY infra ./infra
+RUN uv sync --frozen --no-dev --extra airflow --no-editable
+
+FROM python:3.12.12-slim-bookworm
+# Passed by the Pulumi program (infra/components/airflow.py); these defaults are the same values.
+ARG AIRFLOW_HOME=/opt/airflow
+ARG AIRFLOW_UID=50000
+RUN useradd --system --uid "${AIRFLOW_UID}" --gid 0 --home-dir "${AIRFLOW_HOME}" --create-home airflow \
+    && mkdir -p "${AIRFLOW_HOME}/dags" "${AIRFLOW_HOME}/logs" /opt/mlops/bin \
+    && chown -R "${AIRFLOW_UID}:0" "${AIRFLOW_HOME}" \
+    && chmod -R g=u "${AIRFLOW_HOME}"
+COPY --from=build /opt/venv /opt/venv
+COPY --chmod=0755 infra/docker/airflow-entrypoint.sh infra/docker/trigger_training.py /opt/mlops/bin/
+COPY --chown=${AIRFLOW_UID}:0 dags/ ${AIRFLOW_HOME}/dags/
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    AIRFLOW_HOME=${AIRFLOW_HOME}
+USER ${AIRFLOW_UID}
+WORKDIR ${AIRFLOW_HOME}
+EXPOSE 8080
+ENTRYPOINT ["/opt/mlops/bin/airflow-entrypoint.sh"]
+CMD ["airflow", "api-server", "--port", "8080"]
