@@ -72,7 +72,7 @@ def _candidates(version: str) -> Iterator[tuple[str, str]]:
         yield _override_var(version), override
     if found := shutil.which(f"python{version}"):
         yield "PATH", found
-    roots = [os.environ.get("PYENV_ROOT"), str(Path.home() / ".pyenv"), "/root/.pyenv"]
+    roots = [os.environ.get("PYENV_ROOT"), str(Path.home() / ".pyenv")]
     seen: set[str] = set()
     for root in filter(None, roots):
         if root in seen:
@@ -118,7 +118,8 @@ def _probe(path: str, version: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"does not run ({e})"
     if out.returncode != 0:  # e.g. a pyenv shim for a version that is not selected
-        return f"exits with {out.returncode}: {(out.stderr or out.stdout).strip().splitlines()[-1:]}"
+        first_line = next((line for line in (out.stderr or out.stdout).splitlines() if line.strip()), "")
+        return f"exits with {out.returncode}: {first_line.strip()!r}"
     if out.stdout.strip() != version:
         return f"is Python {out.stdout.strip()}"
     return None
