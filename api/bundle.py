@@ -1,0 +1,205 @@
+"""The model bundle: the model, its dataset spec and its validator, built together and never changed.
+
+A bundle is what the service swaps when a new champion appears: requests take the current bundle once
+and use its validator, its encoder and its estimator, so a request is never validated against one
+model's schema and predicted by another. The OpenAPI document is generated from the bundle too.
+
+The model input is built as :mod:`ml.model.matrix` defines it (the contract shared with training):
+a 2-D NumPy array with one column per spec feature in spec order, ``float64`` when the spec has no
+categorical feature (missing = NaN, booleans 1.0/0.0), otherwise ``object`` with numbers as floats,
+booleans as 1.0/0.0, categories as ``str`` and missing values as NaN. No pandas.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, TypeAdapter
+
+from api.model_loader import ModelFormatError, load_estimator, parse_mlmodel, sklearn_flavor
+from api.registry_client import ModelRef
+from api.schemas import record_model
+from ml.spec import DatasetSpec, FeatureKind, FeatureSpec, SpecError, parse_spec
+
+Row = list[Any]
+
+
+def _encoder(feature: FeatureSpec) -> Callable[[Any], Any]:
+    if feature.kind is FeatureKind.CATEGORICAL:
+        return lambda v: math.nan if v is None else v
+    return lambda v: math.nan if v is None else float(v)
+
+
+def _smoke_value(feature: FeatureSpec) -> Any:
+    """A valid value for a self-test prediction: the spec's example, else a value inside the rules."""
+    if feature.example is not None:
+        return feature.example
+    if feature.nullable:
+        return None
+    if feature.kind is FeatureKind.CATEGORICAL:
+        return (feature.categories or ("",))[0]
+    if feature.kind is FeatureKind.BOOLEAN:
+        return False
+    return feature.minimum if feature.minimum is not None else (feature.maximum if feature.maximum is not None else 0)
+
+
+@dataclass(frozen=True, eq=False)
+class ModelBundle:
+    """One servable model version: estimator, spec, validators and descriptions, immutable."""
+
+    ref: ModelRef
+    spec: DatasetSpec
+    estimator: Any
+    metadata: dict[str, Any]
+    mlmodel: dict[str, Any]
+    record_model: type[BaseModel]
+    batch_adapter: TypeAdapter[list[Any]]
+    classes: tuple[int, ...]
+    labels: tuple[str, ...]
+    float_input: bool
+    sklearn_config: dict[str, bool]
+    loaded_at: float = field(default_factory=time.time)
+    load_seconds: float = 0.0
+    served: dict[str, str] = field(default_factory=dict)
+    _encoders: tuple[Callable[[Any], Any], ...] = ()
+
+    # ------------------------------------------------------------------------------------------- input
+    def parse_record(self, body: bytes) -> Row:
+        """Validate one JSON record; returns its input row. Raises pydantic's ``ValidationError``."""
+        return list(self.record_model.model_validate_json(body).__dict__.values())
+
+    def parse_records(self, records: list[Any]) -> list[Row]:
+        """Validate already-decoded records; returns their input rows. Raises pydantic's ``ValidationError``."""
+        return [list(r.__dict__.values()) for r in self.batch_adapter.validate_python(records)]
+
+    def matrix(self, rows: Sequence[Row]) -> np.ndarray:
+        """The model input array for validated rows (see the module docstring for the contract)."""
+        if self.float_input:  # NumPy turns None into NaN and booleans into 1.0/0.0 itself
+            return np.array(rows, dtype=np.float64)
+        encoders = self._encoders
+        return np.array([[enc(v) for enc, v in zip(encoders, row, strict=True)] for row in rows], dtype=object)
+
+    # ------------------------------------------------------------------------------------------- output
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities, columns in :attr:`classes` order."""
+        from sklearn import config_context
+
+        with config_context(**self.sklearn_config):
+            return np.asarray(self.estimator.predict_proba(x))
+
+    def predictions(self, x: np.ndarray) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """One prediction dict per row (class, label, probability, probabilities) and the class indices.
+
+        The predicted class is the most probable one, so that ``probability`` is always that class's.
+        """
+        proba = self.predict_proba(x)
+        best = proba.argmax(axis=1)
+        classes, labels = self.classes, self.labels
+        rows = proba.tolist()
+        out = [
+            {
+                "class": classes[i],
+                "label": labels[i],
+                "probability": p[i],
+                "probabilities": dict(zip(labels, p, strict=True)),
+            }
+            for i, p in zip(best.tolist(), rows, strict=True)
+        ]
+        return out, best
+
+    # ------------------------------------------------------------------------------------------- description
+    def describe(self) -> dict[str, Any]:
+        """Everything GET /model tells: identity, origin, training metrics, data version and feature spec."""
+        meta = self.metadata
+        return {
+            "name": self.ref.name,
+            "version": self.ref.version,
+            "alias": self.ref.alias,
+            "uri": self.ref.uri,
+            "run_id": self.ref.run_id,
+            "model_id": self.ref.model_id,
+            "source": self.ref.source,
+            "artifact_uri": self.ref.artifact_uri,
+            "registered_at_ms": self.ref.created_ms,
+            "loaded_at": _iso(self.loaded_at),
+            "load_seconds": round(self.load_seconds, 3),
+            "family": meta.get("family"),
+            "metrics": {
+                "metric": meta.get("metric"),
+                "cv_score": meta.get("cv_score"),
+                "test": meta.get("test_metrics"),
+            },
+            "data_version": meta.get("data_version"),
+            "schema_hash": meta.get("schema_hash"),
+            "classes": dict(zip(self.labels, self.classes, strict=True)),
+            "registry_tags": self.ref.tags,
+            "mlflow_version": self.mlmodel.get("mlflow_version"),
+            "sklearn_version": ((self.mlmodel.get("flavors") or {}).get("sklearn") or {}).get("sklearn_version"),
+            "dataset_spec": self.spec.model_dump(mode="json"),
+        }
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def build_bundle(ref: ModelRef, mlmodel_bytes: bytes, fetch_model: Callable[[str], bytes]) -> ModelBundle:
+    """Build and self-test a bundle from ``MLmodel`` and a function that downloads a file by name.
+
+    Raises :class:`ModelFormatError` when the files are not a servable model: wrong flavor or format,
+    untrusted types, no dataset spec in the metadata, a spec that does not match the estimator, or a
+    self-test prediction that fails. Nothing is swapped in that case.
+    """
+    started = time.perf_counter()
+    mlmodel = parse_mlmodel(mlmodel_bytes)
+    flavor = sklearn_flavor(mlmodel)
+    metadata = mlmodel.get("metadata") or {}
+    if "dataset_spec" not in metadata:
+        raise ModelFormatError(
+            "the model's MLmodel metadata has no 'dataset_spec': log models with ml.search.finish_search "
+            "(mlflow.sklearn.log_model(..., metadata={'dataset_spec': spec, ...}))"
+        )
+    try:
+        spec = parse_spec(metadata["dataset_spec"], origin=f"{ref.uri} v{ref.version}")
+    except SpecError as exc:
+        raise ModelFormatError(str(exc)) from None
+    estimator = load_estimator(fetch_model(flavor.filename), flavor)
+    if not hasattr(estimator, "predict_proba"):
+        raise ModelFormatError(f"the model ({type(estimator).__name__}) has no predict_proba")
+    n_in = getattr(estimator, "n_features_in_", len(spec.features))
+    if n_in != len(spec.features):
+        raise ModelFormatError(f"the model expects {n_in} input columns but its dataset spec has {len(spec.features)}")
+    classes = tuple(int(c) for c in getattr(estimator, "classes_", (0, 1)))
+    if set(classes) - {0, 1}:
+        raise ModelFormatError(f"the model's classes are {classes}; expected the encoded target 0/1")
+    has_nullable = any(f.nullable for f in spec.features)
+    record = record_model(spec)
+    bundle = ModelBundle(
+        ref=ref,
+        spec=spec,
+        estimator=estimator,
+        metadata=metadata,
+        mlmodel=mlmodel,
+        record_model=record,
+        batch_adapter=TypeAdapter(list[record]),  # type: ignore[valid-type]
+        classes=classes,
+        labels=tuple(spec.target.label(c) for c in classes),
+        float_input=not spec.features_of(FeatureKind.CATEGORICAL),
+        # Every value is validated (finite, in range) before prediction, so the per-call finiteness scan can
+        # be skipped, unless NaN is a legal (missing) value; parameters were validated when fitting.
+        sklearn_config={"assume_finite": not has_nullable, "skip_parameter_validation": True},
+        served={"name": ref.name, "version": ref.version, "alias": ref.alias},
+        _encoders=tuple(_encoder(f) for f in spec.features),
+    )
+    smoke = record.model_validate({f.name: _smoke_value(f) for f in spec.features})
+    try:
+        bundle.predictions(bundle.matrix([list(smoke.__dict__.values())]))
+    except Exception as exc:
+        raise ModelFormatError(f"a test prediction on the spec's example failed: {type(exc).__name__}: {exc}") from None
+    object.__setattr__(bundle, "load_seconds", time.perf_counter() - started)
+    return bundle

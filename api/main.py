@@ -1,0 +1,94 @@
+"""The FastAPI application: :func:`create_app` builds it, ``app`` is what uvicorn serves.
+
+Run it with ``uvicorn api.main:app --workers 1 --no-access-log`` (the service writes its own JSON request
+log). Configuration comes from the environment (:class:`api.settings.ApiSettings`). On start the app
+loads the champion through the process-wide model store (:func:`api.model_store.get_shared_store`), so a
+second app in the same process (the Lambda handler) reuses the loaded model, then checks for a new one in
+the background.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from api.errors import install_error_handlers
+from api.logs import configure_logging
+from api.metrics import ApiMetrics
+from api.middleware import RequestObserver
+from api.model_store import ModelStore, get_shared_store
+from api.openapi import install_openapi
+from api.routers import health, model, predict
+from api.settings import ApiSettings
+
+DESCRIPTION = (
+    "Predictions from the registry's champion model. The request schema below is generated from the "
+    "dataset spec stored with the served model and changes when a new champion with another schema is "
+    "promoted."
+)
+
+
+def create_app(
+    settings: ApiSettings | None = None, store: ModelStore | None = None, *, background_poll: bool = True
+) -> FastAPI:
+    """Build the service.
+
+    ``store`` defaults to the process-wide store for ``settings``. With ``background_poll`` (a long-running
+    process) a thread checks the registry for a new champion; without it (Lambda) each invocation's
+    lifespan start checks when the last check is older than the poll interval.
+    """
+    settings = settings or ApiSettings()
+    store = store or get_shared_store(settings)
+    configure_logging(settings.log_level)
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if background_poll:
+            await run_in_threadpool(store.ensure_loaded)
+            store.start_polling()
+        else:
+            store.ensure_fresh()  # Lambda: runs on every invocation, cheap unless a check is due
+        metrics.set_model(store.bundle, store.status)
+        try:
+            yield
+        finally:
+            if background_poll:
+                store.stop_polling()
+
+    app = FastAPI(
+        title="MLOps prediction API",
+        summary="Serves the champion model of the MLflow registry.",
+        description=DESCRIPTION,
+        version="1.0.0",
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "prediction", "description": "Predictions from the served model."},
+            {"name": "model", "description": "The served model and its replacement."},
+            {"name": "operations", "description": "Liveness, readiness and metrics."},
+        ],
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.metrics = metrics
+    store.add_listener(lambda result: metrics.on_refresh(result, store.status))
+
+    for router in (predict.router, model.router, health.router):
+        app.include_router(router)
+    install_error_handlers(app)
+    app.add_exception_handler(model.AdminKeyError, model.on_admin_key_error)
+    install_openapi(app, store)
+    metrics.paths = frozenset(route.path for route in app.routes if hasattr(route, "path"))
+    app.add_middleware(
+        RequestObserver,
+        metrics=metrics,
+        served_version=lambda: store.bundle.ref.version if store.bundle is not None else None,
+        log_requests=settings.request_log,
+    )
+    return app
+
+
+app = create_app()

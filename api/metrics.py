@@ -1,0 +1,115 @@
+"""Prometheus metrics of the service, in a registry of their own (one per app, so tests stay independent).
+
+==============================================  =====================================================
+``mlops_api_requests_total{path,method,status}`` requests answered
+``mlops_api_request_duration_seconds{path}``     latency histogram (from first byte in to last byte out)
+``mlops_api_predictions_total{label}``           predictions made, per predicted class
+``mlops_api_model_info{name,version,alias,...}`` 1 for the model being served
+``mlops_api_model_version``                      version number being served (0: none)
+``mlops_api_model_loaded``                       1 if a model is loaded
+``mlops_api_model_checks_total{outcome}``        checks of the alias: loaded / unchanged / failed
+``mlops_api_registry_reachable``                 1 if the last check reached MLflow (and S3)
+==============================================  =====================================================
+
+Paths are the service's own routes; anything else is counted as ``other`` so that scanners cannot blow
+up the number of series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from api.bundle import ModelBundle
+from api.model_store import RefreshResult, RegistryStatus
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+OTHER_PATH = "other"
+
+
+class ApiMetrics:
+    """The service's metrics and the cheap per-request recording they need."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, paths: Iterable[str] = ()) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "mlops_api_requests", "Requests answered.", ["path", "method", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "mlops_api_request_duration_seconds",
+            "Request latency in seconds.",
+            ["path"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "mlops_api_predictions", "Predictions made, by predicted class label.", ["label"], registry=self.registry
+        )
+        self.model_info = Gauge(
+            "mlops_api_model_info",
+            "The model being served (value 1).",
+            ["name", "version", "alias", "model_id", "run_id"],
+            registry=self.registry,
+        )
+        self.model_version = Gauge(
+            "mlops_api_model_version", "Registry version being served (0: none).", registry=self.registry
+        )
+        self.model_loaded = Gauge("mlops_api_model_loaded", "1 if a model is loaded.", registry=self.registry)
+        self.checks = Counter(
+            "mlops_api_model_checks", "Checks of the registry alias, by outcome.", ["outcome"], registry=self.registry
+        )
+        self.registry_reachable = Gauge(
+            "mlops_api_registry_reachable", "1 if the last check reached the registry.", registry=self.registry
+        )
+        self.paths = frozenset(paths)
+        self._request_children: dict[tuple[str, str, int], Counter] = {}
+        self._latency_children: dict[str, Histogram] = {}
+        self._label_children: dict[str, Counter] = {}
+
+    def observe_request(self, path: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request and record its latency."""
+        if path not in self.paths:
+            path = OTHER_PATH
+        key = (path, method, status)
+        counter = self._request_children.get(key)
+        if counter is None:
+            counter = self._request_children[key] = self.requests.labels(path, method, str(status))
+        counter.inc()
+        histogram = self._latency_children.get(path)
+        if histogram is None:
+            histogram = self._latency_children[path] = self.latency.labels(path)
+        histogram.observe(seconds)
+
+    def count_predictions(self, labels: Iterable[str], counts: Iterable[int]) -> None:
+        """Add predictions per label (``counts`` aligned with ``labels``)."""
+        for label, count in zip(labels, counts, strict=False):
+            if count:
+                child = self._label_children.get(label)
+                if child is None:
+                    child = self._label_children[label] = self.predictions.labels(label)
+                child.inc(count)
+
+    def set_model(self, bundle: ModelBundle | None, status: RegistryStatus | None = None) -> None:
+        """Describe the served model (after a swap or at start-up)."""
+        self.model_info.clear()
+        if bundle is not None:
+            ref = bundle.ref
+            self.model_info.labels(ref.name, ref.version, ref.alias, ref.model_id or "", ref.run_id or "").set(1)
+            self.model_version.set(float(ref.version) if ref.version.isdigit() else 0)
+        else:
+            self.model_version.set(0)
+        self.model_loaded.set(1 if bundle is not None else 0)
+        if status is not None and status.reachable is not None:
+            self.registry_reachable.set(1 if status.reachable else 0)
+
+    def on_refresh(self, result: RefreshResult, status: RegistryStatus) -> None:
+        """Record one check of the alias."""
+        self.checks.labels(result.outcome).inc()
+        self.set_model(result.bundle, status)
+
+    def render(self) -> bytes:
+        """The metrics in Prometheus' text format."""
+        return bytes(generate_latest(self.registry))

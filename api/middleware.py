@@ -1,0 +1,70 @@
+"""One pure ASGI middleware that times every request, records its metrics and writes its JSON log line.
+
+Written against the raw ASGI interface (not Starlette's ``BaseHTTPMiddleware``, which costs a task and
+a stream per request). Endpoints put the model version and the number of records they served into the
+ASGI scope (:data:`MODEL_VERSION_KEY`, :data:`RECORDS_KEY`) for the log line; for other requests the line
+carries the version served when the request ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.metrics import ApiMetrics
+
+MODEL_VERSION_KEY = "mlops.model_version"
+RECORDS_KEY = "mlops.records"
+request_log = logging.getLogger("api.request")
+
+
+class RequestObserver:
+    """Measure each HTTP request from its start to its last response byte; count, time and log it."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: ApiMetrics,
+        served_version: Callable[[], str | None] = lambda: None,
+        log_requests: bool = True,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.served_version = served_version
+        self.log_requests = log_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point: non-HTTP scopes (lifespan) pass straight through."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_watch)
+        finally:
+            seconds = time.perf_counter() - started
+            path = scope["path"]
+            self.metrics.observe_request(path, scope["method"], status, seconds)
+            if self.log_requests:
+                fields: dict[str, Any] = {
+                    "method": scope["method"],
+                    "path": path,
+                    "status": status,
+                    "latency_ms": round(seconds * 1000, 3),
+                    "model_version": scope.get(MODEL_VERSION_KEY) or self.served_version(),
+                }
+                if RECORDS_KEY in scope:
+                    fields["records"] = scope[RECORDS_KEY]
+                request_log.info("request", extra={"fields": fields})

@@ -1,0 +1,61 @@
+"""GET /health (liveness), GET /ready (is a model loaded, from where) and GET /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from api.errors import json_response
+from api.routers.common import store_of
+from api.schemas import ReadyResponse
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", summary="Liveness")
+async def health() -> dict[str, str]:
+    """Always 200 while the process serves HTTP (a model is not required: see /ready)."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/ready",
+    summary="Readiness",
+    response_model=ReadyResponse,
+    responses={503: {"model": ReadyResponse, "description": "No model is loaded."}},
+)
+async def ready(request: Request) -> Response:
+    """200 when a model is loaded (even if the registry is unreachable now), else 503; says from where."""
+    store = store_of(request)
+    bundle = store.bundle
+    status = store.status
+    registry = status.as_dict()
+    if bundle is None:
+        message = f"no model loaded: {status.last_error or 'not checked yet'}; {store.settings.setup_hint}"
+        model = None
+    else:
+        ref = bundle.ref
+        model = {
+            **bundle.served,
+            "model_id": ref.model_id,
+            "run_id": ref.run_id,
+            "artifact_uri": ref.artifact_uri,
+            "loaded_at": bundle.describe()["loaded_at"],
+        }
+        message = f"serving {ref.name} version {ref.version} (@{ref.alias}) loaded from {ref.artifact_uri}"
+        if status.reachable is False:
+            message += (
+                f"; the registry is unreachable since {registry['unreachable_since']} "
+                f"({status.last_error}): serving the model already loaded"
+            )
+        elif status.last_error:
+            message += f"; last check: {status.last_error}"
+    body = {"ready": bundle is not None, "message": message, "model": model, "registry": registry}
+    return json_response(body, 200 if bundle is not None else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Request counts and latencies, predictions per class and the served model version."""
+    m = request.app.state.metrics
+    return Response(m.render(), media_type=m.content_type)

@@ -1,0 +1,104 @@
+"""GET /model (what is served, how it was trained) and POST /model/reload (check the registry now).
+
+The reload endpoint needs the admin key (``MLOPS_API_ADMIN_KEY``) as ``Authorization: Bearer <key>`` or
+``X-API-Key: <key>``; without a configured key it is disabled (403).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.responses import Response
+
+from api.errors import json_response
+from api.model_store import RefreshResult
+from api.registry_client import ModelNotFoundError, RegistryUnavailableError
+from api.routers.common import current_bundle, store_of
+from api.schemas import ErrorResponse, ReloadResponse
+
+router = APIRouter(tags=["model"])
+
+_bearer = HTTPBearer(auto_error=False, description="The admin key (MLOPS_API_ADMIN_KEY) as a bearer token.")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="The admin key (MLOPS_API_ADMIN_KEY).")
+
+
+class AdminKeyError(Exception):
+    """The admin key is missing, wrong or not configured."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def require_admin(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> None:
+    """Dependency: pass only with the configured admin key (compared in constant time)."""
+    expected = request.app.state.settings.admin_key
+    if expected is None or not expected.get_secret_value():
+        raise AdminKeyError(403, "model reload is disabled: set MLOPS_API_ADMIN_KEY to enable it")
+    given = bearer.credentials if bearer is not None else api_key
+    if not given or not secrets.compare_digest(given.encode(), expected.get_secret_value().encode()):
+        raise AdminKeyError(401, "missing or wrong admin key (Authorization: Bearer <key> or X-API-Key: <key>)")
+
+
+async def on_admin_key_error(_: Request, exc: Exception) -> Response:
+    """Answer an :class:`AdminKeyError` (401 asks for a bearer token, as HTTP requires)."""
+    assert isinstance(exc, AdminKeyError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return json_response({"detail": exc.detail}, exc.status, headers)
+
+
+@router.get(
+    "/model",
+    summary="The served model",
+    responses={503: {"model": ErrorResponse, "description": "No model is loaded."}},
+)
+async def model_info(request: Request) -> Response:
+    """Name, version, alias, run and model ids, training metrics, data version and the feature spec."""
+    bundle = current_bundle(request)
+    if isinstance(bundle, Response):
+        return bundle
+    return json_response(bundle.describe())
+
+
+def _reload_status(result: RefreshResult) -> int:
+    if result.outcome != "failed":
+        return 200
+    if isinstance(result.error, RegistryUnavailableError):
+        return 503
+    if isinstance(result.error, ModelNotFoundError):
+        return 404
+    return 409  # the registry answered with a model this service refuses to serve
+
+
+@router.post(
+    "/model/reload",
+    summary="Check the registry now",
+    response_model=ReloadResponse,
+    dependencies=[Depends(require_admin)],
+    responses={
+        401: {"model": ErrorResponse, "description": "Missing or wrong admin key."},
+        403: {"model": ErrorResponse, "description": "Reload is disabled (no MLOPS_API_ADMIN_KEY)."},
+        404: {"model": ReloadResponse, "description": "No version holds the alias."},
+        409: {"model": ReloadResponse, "description": "The new version is not servable; the old one stays."},
+        503: {"model": ReloadResponse, "description": "MLflow or S3 is unreachable; the old model stays."},
+    },
+)
+async def reload_model(
+    request: Request,
+    force: Annotated[bool, Query(description="Reload even if the alias still points at the served version.")] = False,
+) -> Response:
+    """Resolve the alias now and swap in its version if it changed (atomically; the old one stays on failure)."""
+    result = await run_in_threadpool(store_of(request).refresh, force)
+    served: dict[str, Any] | None = result.bundle.served if result.bundle is not None else None
+    previous = result.previous.served if result.previous is not None else None
+    body = {"outcome": result.outcome, "detail": result.detail, "model": served, "previous": previous}
+    return json_response(body, _reload_status(result))

@@ -1,0 +1,68 @@
+"""Settings of the prediction service, read from the environment in one place.
+
+The names are the platform's (see ``infra/catalog.py:api_env``): ``MLFLOW_TRACKING_URI``,
+``MLOPS_MODEL_NAME``, ``MLOPS_API_ADMIN_KEY`` and the standard S3 variables, plus tuning knobs with the
+``MLOPS_API_`` prefix. Nothing else in :mod:`api` reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SETUP_HINT = "run `make up` or trigger the mlops_training DAG"
+
+
+class ApiSettings(BaseSettings):
+    """Everything the prediction service can be told from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_API_", extra="ignore", populate_by_name=True, frozen=True)
+
+    tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "MLOPS_API_TRACKING_URI"),
+        description="http(s) URL of the MLflow server whose registry holds the model.",
+    )
+    tracking_token: SecretStr | None = Field(
+        default=None, validation_alias="MLFLOW_TRACKING_TOKEN", description="Bearer token for MLflow, if any."
+    )
+    tracking_username: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_USERNAME")
+    tracking_password: SecretStr | None = Field(default=None, validation_alias="MLFLOW_TRACKING_PASSWORD")
+    model_name: str = Field(
+        default="breast_cancer_classifier",
+        validation_alias=AliasChoices("MLOPS_MODEL_NAME", "MLOPS_API_MODEL_NAME"),
+        description="Registered model to serve.",
+    )
+    model_alias: str = Field(default="champion", description="Registry alias to serve (MLOPS_API_MODEL_ALIAS).")
+    admin_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLOPS_API_ADMIN_KEY"),
+        description="Key for POST /model/reload; the endpoint is disabled when unset.",
+    )
+    poll_interval_s: float = Field(
+        default=30.0, ge=0, description="Seconds between checks of the alias for a new version; 0 turns polling off."
+    )
+    retry_interval_s: float = Field(
+        default=5.0, ge=0, description="Minimum seconds between load attempts while no model is loaded."
+    )
+    registry_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of each MLflow or S3 request.")
+    max_batch: int = Field(default=1000, ge=1, description="Most records accepted by POST /predict/batch.")
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
+        description="S3 endpoint for s3:// artifact URIs (unset: AWS itself).",
+    )
+    request_log: bool = Field(default=True, description="Write one JSON log line per request.")
+    log_level: str = Field(default="INFO", description="Level of the service's own loggers.")
+    setup_hint: str = Field(
+        default=DEFAULT_SETUP_HINT, description="How to produce a model; part of the 503 message without one."
+    )
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else None
+
+    def cache_key(self) -> tuple[str | None, str, str]:
+        """What identifies the served model: two settings with the same key share one model store."""
+        return (self.tracking_uri, self.model_name, self.model_alias)
