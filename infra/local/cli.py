@@ -1,0 +1,190 @@
+"""Command line of the embedded stack: ``python -m infra.local up|down|destroy|status|logs|env|memory``.
+
+Settings come from the environment (``MLOPS_STACK_*``, see :class:`~infra.local.settings.StackSettings`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from infra import catalog
+from infra.local.stack import Stack, StackError, tail
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="The embedded MLOps stack (local processes).")
+
+
+def _stack() -> Stack:
+    return Stack(out=lambda msg: typer.echo(msg, err=False))
+
+
+def _die(e: Exception) -> None:
+    typer.echo(f"error: {e}", err=True)
+    raise typer.Exit(1)
+
+
+def _print_table(status: dict) -> None:
+    rows = [("SERVICE", "STATE", "HEALTH", "URL", "DETAIL")]
+    for name, s in status["services"].items():
+        rows.append((name, s["state"], "healthy" if s["healthy"] else "UNHEALTHY", s.get("url", "-"), s["detail"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4][:100])
+
+
+@app.command()
+def up() -> None:
+    """Start the stack (idempotent): every service gated on the health of what it needs."""
+    stack = _stack()
+    typer.echo(f"starting the stack in {stack.paths.root}")
+    try:
+        stack.up()
+    except (StackError, RuntimeError, ValueError, OSError) as e:
+        _die(e)
+    topo = stack.topology
+    typer.echo("")
+    for name in stack.services():
+        if catalog.SERVICES[name].port:
+            typer.echo(f"  {name:<22} {topo.url(name)}")
+    typer.echo(
+        f"\n  Airflow UI user '{catalog.AIRFLOW_ADMIN_USER}'; secrets in {stack.paths.credentials} "
+        "(`python -m infra.local env` prints client variables)."
+    )
+
+
+@app.command()
+def down() -> None:
+    """Stop every service, keep all data."""
+    try:
+        _stack().down()
+    except (StackError, RuntimeError, OSError) as e:
+        _die(e)
+
+
+@app.command()
+def destroy() -> None:
+    """Stop every service and delete the state directory (data, logs, credentials)."""
+    try:
+        _stack().destroy()
+    except (StackError, RuntimeError, OSError) as e:
+        _die(e)
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Health of every service; exit status 1 unless all are healthy."""
+    st = Stack().status()
+    if as_json:
+        typer.echo(json.dumps(st, indent=2))
+    else:
+        sup = st["supervisord"]
+        typer.echo(
+            f"state dir {st['state_dir']}; supervisord {'pid ' + str(sup['pid']) if sup['running'] else 'not running'}"
+        )
+        _print_table(st)
+    raise typer.Exit(0 if st["healthy"] else 1)
+
+
+@app.command()
+def logs(
+    service: Annotated[str | None, typer.Argument(help="Service (or job) name; default: all.")] = None,
+    lines: Annotated[int, typer.Option("-n", "--lines", help="Lines to show per log.")] = 40,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines (Ctrl-C stops).")] = False,
+) -> None:
+    """Show the last lines of a service's log (all services by default)."""
+    stack = Stack()
+    logdir = stack.paths.logs
+    if service:
+        files = [stack.log_path(service)]
+        if not files[0].exists():
+            known = sorted(p.stem for p in logdir.glob("*.log"))
+            _die(ValueError(f"no log for {service!r} in {logdir}; known: {', '.join(known) or 'none'}"))
+    else:
+        files = sorted(logdir.glob("*.log"))
+    for f in files:
+        if len(files) > 1:
+            typer.echo(f"==> {f} <==")
+        typer.echo(tail(f, lines))
+    if follow:
+        _follow(files)
+
+
+def _follow(files: list[Path]) -> None:
+    offsets = {f: f.stat().st_size if f.exists() else 0 for f in files}
+    try:
+        while True:
+            for f in files:
+                try:
+                    size = f.stat().st_size
+                except OSError:
+                    continue
+                if size < offsets[f]:  # rotated
+                    offsets[f] = 0
+                if size > offsets[f]:
+                    with f.open("rb") as fh:
+                        fh.seek(offsets[f])
+                        data = fh.read().decode(errors="replace")
+                    offsets[f] = size
+                    prefix = f"[{f.stem}] " if len(files) > 1 else ""
+                    for line in data.splitlines():
+                        typer.echo(prefix + line)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def env() -> None:
+    """Print `export` lines of the client environment (S3, MLflow, Optuna). Contains secrets."""
+    import shlex
+
+    try:
+        variables = Stack().client_env()
+    except StackError as e:
+        _die(e)
+    for k, v in sorted(variables.items()):
+        typer.echo(f"export {k}={shlex.quote(v)}")
+
+
+@app.command()
+def memory() -> None:
+    """Proportional set size (PSS) of the stack's processes."""
+    m = Stack().memory()
+    for name, mb in sorted(m["by_program"].items(), key=lambda kv: -kv[1]):
+        typer.echo(f"  {name:<24} {mb:8.1f} MB")
+    typer.echo(f"  {'total':<24} {m['total_mb']:8.1f} MB in {m['processes']} processes")
+
+
+@app.command()
+def pipeline(
+    trigger: Annotated[str, typer.Option(help="DAG to trigger.")] = "mlops_etl",
+    then: Annotated[list[str] | None, typer.Option(help="DAGs expected to start by themselves afterwards.")] = None,
+    timeout: Annotated[float, typer.Option(help="Bound on each DAG run, seconds.")] = 900.0,
+) -> None:
+    """Trigger a DAG, follow it and the DAGs it triggers (via assets), reporting task states live."""
+    from infra.local.pipeline import print_progress, run_pipeline
+
+    try:
+        results = run_pipeline(
+            Stack(), trigger, tuple(then or ("mlops_training",)), on_progress=print_progress, timeout=timeout
+        )
+    except Exception as e:
+        _die(e)
+    ok = all(r.state == "success" for r in results)
+    for r in results:
+        typer.echo(f"  {r.dag_id:<24} {r.run_id:<48} {r.state:<8} {r.seconds:6.1f} s")
+    raise typer.Exit(0 if ok else 1)
+
+
+def main() -> None:
+    """Entry point of ``python -m infra.local``."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

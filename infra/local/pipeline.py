@@ -1,0 +1,88 @@
+"""A generic pipeline driver on top of :class:`~infra.local.stack.Stack`.
+
+It triggers one DAG, then follows the DAGs that start by themselves after it (asset-scheduled), reporting
+task states live.
+
+The project's own driver (ETL -> training -> champion served by the API, then a summary) builds on these
+helpers; this module knows nothing about specific DAGs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+
+from infra.local.airflow_client import DagRunProgress
+from infra.local.stack import Stack
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Outcome of one DAG run."""
+
+    dag_id: str
+    run_id: str
+    state: str
+    seconds: float
+
+
+def print_progress(p: DagRunProgress) -> None:
+    """Default ``on_progress``: one line per changed task, then the run's summary when it ends."""
+    for task, state in sorted(p.changed.items()):
+        print(f"  [{p.elapsed_s:6.1f} s] {p.dag_id}.{task}: {state}", flush=True)
+    if p.done:
+        print(f"  {p.summary()}", flush=True)
+
+
+def run_pipeline(
+    stack: Stack,
+    trigger: str,
+    then: Sequence[str] = (),
+    on_progress: Callable[[DagRunProgress], None] | None = print_progress,
+    timeout: float = 900.0,
+) -> list[RunResult]:
+    """Trigger ``trigger`` now and wait for it, then for a new run of each DAG in ``then`` and its end.
+
+    The runs of ``then`` are started by the scheduler after the previous one (e.g. on an asset). Stops at the
+    first failed run.
+    """
+    results: list[RunResult] = []
+    with stack.airflow() as af:
+        for dag_id in then:  # parse check up front: a missing DAG fails now, not after the first run
+            af.wait_for_dag(dag_id, timeout=120)
+        since = datetime.now(UTC)
+        t = time.monotonic()
+        run_id = af.trigger_dag(trigger)
+        state = af.wait_for_dag_run(trigger, run_id, timeout=timeout, on_progress=on_progress)
+        results.append(RunResult(trigger, run_id, state, time.monotonic() - t))
+        for dag_id in then:
+            if state != "success":
+                break
+            t = time.monotonic()
+            run_id = af.wait_for_new_dag_run(dag_id, after=since, timeout=timeout)
+            state = af.wait_for_dag_run(dag_id, run_id, timeout=timeout, on_progress=on_progress)
+            results.append(RunResult(dag_id, run_id, state, time.monotonic() - t))
+    return results
+
+
+def wait_for_http(
+    url: str, predicate: Callable[[httpx.Response], bool], timeout: float = 120.0, poll_s: float = 1.0
+) -> httpx.Response:
+    """Poll ``GET url`` until ``predicate(response)`` holds (e.g. the API serves a champion); bounded."""
+    deadline = time.monotonic() + timeout
+    last: str = "no answer"
+    while True:
+        try:
+            r = httpx.get(url, timeout=5)
+            if predicate(r):
+                return r
+            last = f"{r.status_code} {r.text[:200]}"
+        except httpx.HTTPError as e:
+            last = str(e)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"GET {url}: condition not met within {timeout:.0f} s (last: {last})")
+        time.sleep(poll_s)

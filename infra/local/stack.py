@@ -1,0 +1,588 @@
+"""The embedded stack: the catalog's services as supervised local processes, with a Python API.
+
+stack = Stack(StackSettings())
+timings = stack.up()          # start what is not running, gate each service on its health check
+stack.status()                # {"healthy": bool, "services": {name: {...}}, ...}
+run_id = stack.trigger_dag("mlops_etl")
+stack.wait_for_dag_run("mlops_etl", run_id, on_progress=print)
+stack.down()                  # stop everything, keep the data
+stack.destroy()               # stop everything and delete the state directory
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from infra import catalog
+from infra.local import health, postgres
+from infra.local.airflow_client import AirflowClient, DagRunProgress
+from infra.local.layout import StatePaths, load_or_create_credentials, write_private
+from infra.local.programs import (
+    BuildContext,
+    LocalService,
+    Program,
+    all_programs,
+    build_services,
+    seaweed_identities_json,
+)
+from infra.local.settings import StackSettings
+from infra.local.supervisor import (
+    STOPPED_STATES,
+    ProcessInfo,
+    SupervisorClient,
+    clear_stale,
+    launch,
+    read_pid,
+    render_config,
+    stack_processes,
+    supervisord_env,
+    terminate,
+)
+
+POLL_S = 0.25
+LOG_TAIL_LINES = 25
+
+
+class StackError(RuntimeError):
+    """The stack could not be started or stopped; the message says which service, what and where to look."""
+
+
+@dataclass
+class _Start:
+    """Start-up progress of one service."""
+
+    service: LocalService
+    phase: str = "waiting"  # waiting -> jobs -> starting -> healthy
+    job_index: int = 0
+    started: float = 0.0  # monotonic time the current phase began
+    last: health.Health | None = None
+    ready_hook_done: bool = False
+    job_wall: float = 0.0  # wall-clock time the current job was started
+
+
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """Last ``lines`` lines of a text file ('' if it does not exist)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+class Stack:
+    """One embedded stack, identified by its state directory."""
+
+    def __init__(self, settings: StackSettings | None = None, out: Callable[[str], None] | None = None):
+        self.settings = settings or StackSettings()
+        self.paths = StatePaths(self.settings.state_dir)
+        self.topology = self.settings.topology()
+        self._out = out or (lambda _msg: None)
+        self._creds: catalog.Credentials | None = None
+
+    # ------------------------------------------------------------------------------------------------------
+    # Accessors
+    # ------------------------------------------------------------------------------------------------------
+    def credentials(self) -> catalog.Credentials:
+        """The stack's credentials (created by the first ``up``)."""
+        if self._creds is None:
+            if not self.paths.credentials.exists():
+                raise StackError(f"no credentials at {self.paths.credentials}: run `up` first")
+            self._creds, _ = load_or_create_credentials(self.paths.credentials)
+        return self._creds
+
+    def services(self) -> list[str]:
+        """Enabled services in start order."""
+        return self.settings.enabled_services()
+
+    def url(self, service: str, path: str = "") -> str:
+        """``http://127.0.0.1:<port><path>`` of a service."""
+        return self.topology.url(service, path)
+
+    def postgres_url(self, database: str, driver: str = "postgresql+psycopg2") -> str:
+        """SQLAlchemy URL of one of the platform's databases (contains the password)."""
+        return catalog.postgres_url(self.topology, self.credentials(), database, driver)
+
+    def client_env(self) -> dict[str, str]:
+        """Environment for clients of the stack (ML library, notebooks, tests): S3, MLflow, Optuna."""
+        return catalog.ml_env(self.topology, self.credentials())
+
+    def log_path(self, program: str) -> Path:
+        """Log file of a supervised program."""
+        return self.paths.log(program)
+
+    def supervisor(self) -> SupervisorClient:
+        """XML-RPC client of this stack's supervisord."""
+        return SupervisorClient(self.paths.supervisor_socket)
+
+    def is_running(self) -> bool:
+        """Whether this stack's supervisord is alive and answering."""
+        return read_pid(self.paths) is not None and self.supervisor().ping()
+
+    def supervisord_pid(self) -> int | None:
+        """PID of this stack's supervisord, or None."""
+        return read_pid(self.paths)
+
+    # ------------------------------------------------------------------------------------------------------
+    # Preparation
+    # ------------------------------------------------------------------------------------------------------
+    def _prepare(self) -> tuple[BuildContext, dict[str, LocalService]]:
+        s, p = self.settings, self.paths
+        p.create()
+        creds, created = load_or_create_credentials(p.credentials)
+        self._creds = creds
+        if created:
+            self._out(f"generated credentials in {p.credentials} (mode 0600)")
+            if (p.postgres_data / "PG_VERSION").exists():
+                raise StackError(
+                    f"{p.credentials} was missing but Postgres data exists in {p.postgres_data}: its password "
+                    f"is in the lost file. Restore {p.credentials.name} or `destroy` the stack."
+                )
+        services = s.enabled_services()
+        if catalog.AIRFLOW_API in services and not s.dags_folder.is_dir():
+            raise StackError(f"DAG folder {s.dags_folder} does not exist (MLOPS_STACK_DAGS_FOLDER)")
+
+        # Postgres: binaries, OS user, cluster.
+        pg_user = postgres.os_user(s.postgres_os_user)
+        binaries = postgres.find_binaries(p.postgres_data, s.postgres_bin_dir)
+        if pg_user is not None:
+            changed = postgres.ensure_traversable(p.postgres, pg_user)
+            if changed:
+                self._out(f"made {', '.join(map(str, changed))} searchable (o+x) for OS user {pg_user.pw_name}")
+            os.chown(p.postgres, pg_user.pw_uid, pg_user.pw_gid)
+        if not (p.postgres_data / "PG_VERSION").exists():
+            if p.postgres_data.exists() and any(p.postgres_data.iterdir()):
+                raise StackError(f"{p.postgres_data} is neither empty nor a Postgres cluster: `destroy` the stack")
+            t = time.monotonic()
+            postgres.initdb(
+                binaries, p.postgres, p.postgres_data, creds.postgres_password, pg_user, p.log("postgres-initdb")
+            )
+            self._out(f"initdb ({binaries.origin} PostgreSQL {binaries.major}) in {time.monotonic() - t:.1f} s")
+
+        # Derived secret files (mode 0600), rewritten from credentials.json on every up.
+        airflow_paths = p.airflow_paths(s.dags_folder)
+        write_private(Path(airflow_paths.passwords_file), catalog.airflow_passwords_json(creds))
+        airflow_cfg = p.airflow_home / "airflow.cfg"
+        if not airflow_cfg.exists():  # else Airflow writes one, with generated secrets, on first start
+            airflow_cfg.write_text("# Airflow is configured through environment variables (infra/local).\n")
+        if s.s3_backend == "seaweedfs":
+            write_private(p.s3_identities, seaweed_identities_json(creds))
+
+        ctx = BuildContext(s, p, creds, self.topology, binaries, pg_user)
+        return ctx, build_services(ctx, services)
+
+    # ------------------------------------------------------------------------------------------------------
+    # up
+    # ------------------------------------------------------------------------------------------------------
+    def up(self) -> dict[str, float]:
+        """Start every enabled service not yet running, in dependency order.
+
+        Each service starts once the services it needs are healthy, and counts as up once its own catalog
+        health check passes. Returns the seconds from the call to each service's health (and ``total``).
+
+        Harmless when already running (only re-checks health); restarts the stack when its configuration
+        changed. Raises :class:`StackError` naming the service, the check and the log on failure.
+        """
+        t0 = time.monotonic()
+        _ctx, services = self._prepare()
+        programs = all_programs(services)
+        conf, secret_env = render_config(programs, self.paths, self.credentials().values())
+
+        if self.is_running():
+            current = self.paths.supervisord_conf.read_text() if self.paths.supervisord_conf.exists() else ""
+            if current != conf:
+                self._out("configuration changed: restarting the stack (data is kept)")
+                self.down()
+        if not self.is_running():
+            for f in clear_stale(self.paths):
+                self._out(f"removed stale {f}")
+            orphans = stack_processes(self.paths)
+            if orphans:
+                self._out(f"terminating {len(orphans)} orphaned process(es) of a previous run")
+                terminate(orphans)
+            self.paths.supervisord_conf.write_text(conf)
+            launch(self.paths, supervisord_env(self.paths, secret_env))
+            self._out(f"supervisord started ({self.paths.supervisord_conf})")
+
+        timings = self._start_all(services, t0)
+        timings["total"] = time.monotonic() - t0
+        self._out(f"all {len(services)} services healthy in {timings['total']:.1f} s")
+        return timings
+
+    def _ready(self, name: str) -> health.Health:
+        """Start-up readiness: the catalog health check, except for Postgres and S3.
+
+        For those two it is the server answering: our databases and buckets are created right after.
+        """
+        creds = self.credentials()
+        if name == catalog.POSTGRES:
+            return health.check_sql(self.topology, creds, ("postgres",))
+        if name == catalog.S3:
+            return health.check_s3(self.topology, creds, ())
+        return health.check(name, self.topology, creds)
+
+    def _on_ready(self, name: str) -> None:
+        creds = self.credentials()
+        if name == catalog.POSTGRES:
+            ensure_databases(self.topology, creds)
+        elif name == catalog.S3:
+            ensure_buckets(self.topology, creds)
+
+    def _fail(self, name: str, program: str, what: str, last: health.Health | None, info: ProcessInfo | None):
+        hc = catalog.SERVICES[name].health
+        log = self.paths.log(program)
+        lines = [
+            f"service {name} {what}.",
+            f"  checked: {hc.describe()}"
+            + (f" at {self.topology.url(name, hc.path)}" if catalog.SERVICES[name].port and hc.kind == "http" else ""),
+        ]
+        if last is not None:
+            lines.append(f"  last result: {last.detail}")
+        if info is not None:
+            lines.append(f"  process {program}: {info.state}" + (f" ({info.spawnerr})" if info.spawnerr else ""))
+        lines.append(f"  log: {log}")
+        text = tail(log)
+        if text:
+            lines += [f"--- last lines of {log} ---", text]
+        raise StackError("\n".join(lines))
+
+    def _start_all(self, services: dict[str, LocalService], t0: float) -> dict[str, float]:
+        client = self.supervisor()
+        timeout = self.settings.health_timeout_s
+        starts = {n: _Start(s) for n, s in services.items()}
+        timings: dict[str, float] = {}
+        info = client.all_info()
+        for st in starts.values():  # already running (up twice): no jobs, just the health gate
+            pi = info.get(st.service.program.name)
+            if pi is not None and pi.state in ("RUNNING", "STARTING", "BACKOFF"):
+                st.phase, st.started, st.ready_hook_done = "starting", time.monotonic(), False
+
+        while True:
+            info = client.all_info()
+            progressed = False
+            airflow_doc: dict[str, Any] | None = None
+            for name, st in starts.items():
+                if st.phase == "healthy":
+                    continue
+                prog = st.service.program
+                now = time.monotonic()
+                if st.phase == "waiting":
+                    deps = [d for d in catalog.SERVICES[name].depends_on if d in starts]
+                    if all(starts[d].phase == "healthy" for d in deps):
+                        st.phase, st.started = ("jobs", now) if st.service.jobs_before else ("starting", now)
+                        if st.phase == "jobs":
+                            st.job_wall = time.time()
+                            client.start(st.service.jobs_before[0].name)
+                        else:
+                            client.start(prog.name)
+                        progressed = True
+                    continue
+                if st.phase == "jobs":
+                    job = st.service.jobs_before[st.job_index]
+                    ji = info.get(job.name)
+                    fresh = ji is not None and ji.start >= st.job_wall - 1
+                    if fresh and ji.state == "EXITED" and ji.exitstatus == 0:
+                        st.job_index += 1
+                        if st.job_index < len(st.service.jobs_before):
+                            st.job_wall = time.time()
+                            client.start(st.service.jobs_before[st.job_index].name)
+                        else:
+                            st.phase, st.started = "starting", now
+                            client.start(prog.name)
+                        progressed = True
+                    elif ji is None or (fresh and ji.state in ("FATAL", "BACKOFF", "EXITED")):
+                        status = f"exit status {ji.exitstatus}" if ji else "missing"
+                        self._fail(name, job.name, f"could not start: its job {job.name} failed ({status})", None, ji)
+                    elif now - st.started > timeout:
+                        self._fail(
+                            name, job.name, f"could not start: job {job.name} ran over {timeout:.0f} s", None, ji
+                        )
+                    continue
+                # phase == "starting"
+                pi = info.get(prog.name)
+                if pi is None or pi.state == "FATAL":  # EXITED/BACKOFF: supervisor restarts it (bounded)
+                    self._fail(name, prog.name, "exited during start-up (gave up restarting)", st.last, pi)
+                if pi.state == "STOPPED":  # e.g. stopped by hand while we were waiting
+                    client.start(prog.name)
+                    continue
+                if pi.state != "RUNNING":
+                    if now - st.started > timeout:
+                        self._fail(name, prog.name, f"did not start within {timeout:.0f} s", st.last, pi)
+                    continue
+                hc = catalog.SERVICES[name].health
+                if hc.kind == "airflow-component":
+                    if airflow_doc is None:
+                        try:
+                            airflow_doc = health.airflow_health(self.topology)
+                        except Exception as e:  # API server restarting: just retry
+                            st.last = health.Health(False, f"Airflow API: {e}")
+                            airflow_doc = {}
+                    result = health.check_airflow_component(self.topology, hc.component, pi.start, airflow_doc)
+                elif not st.ready_hook_done:
+                    result = self._ready(name)
+                    if result.ok:
+                        self._on_ready(name)
+                        st.ready_hook_done = True
+                        result = health.check(name, self.topology, self.credentials())
+                else:
+                    result = health.check(name, self.topology, self.credentials())
+                st.last = result
+                if result.ok:
+                    st.phase = "healthy"
+                    timings[name] = time.monotonic() - t0
+                    self._out(f"  {name:<22} healthy at {timings[name]:5.1f} s")
+                    progressed = True
+                elif name == catalog.POSTGRES and "password authentication failed" in result.detail:
+                    self._fail(name, prog.name, "rejects the password in credentials.json", result, pi)
+                elif now - st.started > timeout:
+                    self._fail(name, prog.name, f"did not become healthy within {timeout:.0f} s", result, pi)
+            if all(st.phase == "healthy" for st in starts.values()):
+                return timings
+            if not progressed:
+                time.sleep(POLL_S)
+
+    # ------------------------------------------------------------------------------------------------------
+    # down / destroy
+    # ------------------------------------------------------------------------------------------------------
+    def down(self) -> float:
+        """Stop every process and supervisord; keep all data. Returns the seconds it took.
+
+        Programs stop in reverse dependency order (their stop signal, then SIGKILL after their bound); then
+        supervisord exits and any process of this stack still alive (found by its marker) is terminated.
+        """
+        t0 = time.monotonic()
+        pid = read_pid(self.paths)
+        client = self.supervisor()
+        if pid is not None and client.ping():
+            self._stop_programs(client)
+            client.shutdown()
+            try:
+                psutil.Process(pid).wait(timeout=30)
+            except psutil.TimeoutExpired:
+                self._out(f"supervisord {pid} did not exit: killing it")
+                with contextlib.suppress(psutil.Error):
+                    psutil.Process(pid).kill()
+            except psutil.NoSuchProcess:
+                pass
+        elif pid is not None:  # alive but not answering
+            self._out(f"supervisord {pid} does not answer: terminating it")
+            terminate([psutil.Process(pid)])
+        orphans = stack_processes(self.paths)
+        if orphans:
+            names = ", ".join(f"{p.pid}:{p.name()}" for p in orphans if p.is_running())
+            self._out(f"terminating {len(orphans)} process(es) left behind: {names}")
+            killed = terminate(orphans)
+            if killed:
+                self._out(f"had to SIGKILL {killed}")
+        clear_stale(self.paths)
+        self._remove_seaweed_sockets()
+        elapsed = time.monotonic() - t0
+        self._out(f"stopped in {elapsed:.1f} s")
+        return elapsed
+
+    def _stop_programs(self, client: SupervisorClient) -> None:
+        """Stop in waves: a service stops once everything depending on it has stopped; jobs first."""
+        deadline = time.monotonic() + self.settings.stop_timeout_s
+        info = client.all_info()
+        running = {n for n, i in info.items() if i.state not in STOPPED_STATES}
+        while running:
+            wave = [
+                n
+                for n in running
+                if n not in catalog.SERVICES
+                or not any(n in catalog.SERVICES[m].depends_on for m in running if m in catalog.SERVICES)
+            ]
+            for n in wave:
+                client.stop(n)
+            while True:
+                info = client.all_info()
+                left = [n for n in wave if info[n].state not in STOPPED_STATES]
+                if not left:
+                    break
+                if time.monotonic() > deadline:
+                    self._out(f"stop timeout: {left} still running; supervisord will kill them")
+                    return
+                time.sleep(POLL_S)
+            running -= set(wave)
+
+    def _remove_seaweed_sockets(self) -> None:
+        """Remove SeaweedFS' gRPC sockets of our ports if a kill left them behind.
+
+        ``weed mini`` (4.48) hard-codes them as /tmp/seaweedfs-<server>-grpc-<port>.sock and removes them on
+        a clean stop.
+        """
+        if self.settings.s3_backend != "seaweedfs":
+            return
+        for server, (_http, grpc) in self.settings.seaweed_ports().items():
+            sock = Path(f"/tmp/seaweedfs-{server}-grpc-{grpc}.sock")
+            with contextlib.suppress(OSError):
+                if sock.is_socket():
+                    sock.unlink()
+
+    def destroy(self) -> None:
+        """Stop the stack and delete its state directory (all data, logs and credentials)."""
+        self.down()
+        root = self.paths.root
+        if root.exists():
+            if not self.paths.is_stack_dir() and any(root.iterdir()):
+                raise StackError(f"refusing to delete {root}: it is not a stack state directory ({self.paths.marker})")
+            shutil.rmtree(root)
+            self._out(f"deleted {root}")
+        self._creds = None
+
+    # ------------------------------------------------------------------------------------------------------
+    # status
+    # ------------------------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """Health of every enabled service (one bounded check each), as plain data (JSON-serialisable)."""
+        running = self.is_running()
+        info = self.supervisor().all_info() if running else {}
+        creds = self.credentials() if self.paths.credentials.exists() else None
+        airflow_doc = None
+        now = time.time()
+        services: dict[str, Any] = {}
+        for name in self.services():
+            hc = catalog.SERVICES[name].health
+            pi = info.get(name)
+            entry: dict[str, Any] = {
+                "state": pi.state if pi else "NOT STARTED",
+                "pid": pi.pid if pi and pi.pid else None,
+                "uptime_s": round(now - pi.start, 1) if pi and pi.state == "RUNNING" else None,
+                "check": hc.describe(),
+                "log": str(self.paths.log(name)),
+            }
+            if catalog.SERVICES[name].port:
+                entry["url"] = self.topology.url(name)
+            if pi is None or pi.state != "RUNNING" or creds is None:
+                result = health.Health(False, "process not running")
+            elif hc.kind == "airflow-component":
+                if airflow_doc is None:
+                    try:
+                        airflow_doc = health.airflow_health(self.topology)
+                    except Exception as e:
+                        airflow_doc = {"_error": str(e)}
+                result = health.check_airflow_component(self.topology, hc.component, pi.start, airflow_doc)
+            else:
+                result = health.check(name, self.topology, creds)
+            entry["healthy"] = result.ok
+            entry["detail"] = result.detail
+            services[name] = entry
+        return {
+            "state_dir": str(self.paths.root),
+            "supervisord": {"running": running, "pid": read_pid(self.paths)},
+            "healthy": bool(services) and all(e["healthy"] for e in services.values()),
+            "services": services,
+        }
+
+    def memory(self) -> dict[str, Any]:
+        """Proportional set size (PSS) of supervisord's process tree, in MB: total and by program."""
+        pid = read_pid(self.paths)
+        if pid is None:
+            return {"total_mb": 0.0, "by_program": {}, "processes": 0}
+
+        def pss(p: psutil.Process) -> float:
+            try:
+                return p.memory_full_info().pss / 2**20
+            except psutil.Error:
+                return 0.0
+
+        root = psutil.Process(pid)
+        by_program: dict[str, float] = {"supervisord": pss(root)}
+        count = 1
+        names = {i.pid: n for n, i in self.supervisor().all_info().items() if i.pid}
+        for child in root.children():
+            tree = [child, *child.children(recursive=True)]
+            count += len(tree)
+            by_program[names.get(child.pid, f"pid {child.pid}")] = round(sum(pss(p) for p in tree), 1)
+        return {"total_mb": round(sum(by_program.values()), 1), "by_program": by_program, "processes": count}
+
+    # ------------------------------------------------------------------------------------------------------
+    # Airflow helpers
+    # ------------------------------------------------------------------------------------------------------
+    def airflow(self, timeout: float = 10.0) -> AirflowClient:
+        """An authenticated Airflow REST client (admin user)."""
+        return AirflowClient(
+            self.topology.url(catalog.AIRFLOW_API),
+            catalog.AIRFLOW_ADMIN_USER,
+            self.credentials().airflow_admin_password,
+            timeout=timeout,
+        )
+
+    def airflow_token(self) -> str:
+        """A JWT for Airflow's REST API (``Authorization: Bearer <token>``)."""
+        with self.airflow() as af:
+            return af.token()
+
+    def trigger_dag(self, dag_id: str, conf: dict[str, Any] | None = None, wait_for_dag_s: float = 120.0) -> str:
+        """Trigger ``dag_id`` now (waiting until it is parsed, unpausing it if needed); returns the run id."""
+        with self.airflow() as af:
+            return af.trigger_dag(dag_id, conf, wait_for_dag_s)
+
+    def wait_for_dag_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        on_progress: Callable[[DagRunProgress], None] | None = None,
+        timeout: float = 900.0,
+        poll_s: float = 1.0,
+    ) -> str:
+        """Wait for a run to end, reporting run and task-instance states live; returns the final state."""
+        with self.airflow() as af:
+            return af.wait_for_dag_run(dag_id, run_id, timeout=timeout, poll_s=poll_s, on_progress=on_progress)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Post-start provisioning (idempotent)
+# ---------------------------------------------------------------------------------------------------------
+def ensure_databases(topo: catalog.Topology, creds: catalog.Credentials) -> list[str]:
+    """Create the catalog's databases that do not exist yet; returns those created."""
+    from psycopg2 import sql
+
+    conn = health.pg_connect(topo, creds, "postgres")
+    conn.autocommit = True
+    created = []
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database")
+            existing = {r[0] for r in cur.fetchall()}
+            for db in catalog.DATABASES:
+                if db not in existing:
+                    cur.execute(
+                        sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                            sql.Identifier(db), sql.Identifier(catalog.POSTGRES_USER)
+                        )
+                    )
+                    created.append(db)
+    finally:
+        conn.close()
+    return created
+
+
+def ensure_buckets(topo: catalog.Topology, creds: catalog.Credentials) -> list[str]:
+    """Create the catalog's buckets that do not exist yet; returns those created."""
+    s3 = health.s3_client(topo, creds, timeout=10)
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    created = []
+    for bucket in catalog.BUCKETS:
+        if bucket not in existing:
+            try:
+                s3.create_bucket(Bucket=bucket)
+            except s3.exceptions.BucketAlreadyOwnedByYou:
+                continue
+            created.append(bucket)
+    return created
+
+
+__all__ = ["Program", "Stack", "StackError", "StackSettings", "ensure_buckets", "ensure_databases", "tail"]
