@@ -167,13 +167,14 @@ class LocalStackInterop:
             LOG.exception("Invocation %s failed in the local executor", invoke_id)
             payload, is_error = json.dumps({"errorMessage": str(e), "errorType": type(e).__name__}).encode(), True
         duration_ms = (time.monotonic() - started) * 1000
+        max_memory = function.max_memory_mb()
         logs = (
             f"START RequestId: {invoke_id} Version: {self.function_version}\n"
             f"{function.take_logs()}"
             f"END RequestId: {invoke_id}\n"
             f"REPORT RequestId: {invoke_id}\tDuration: {duration_ms:.2f} ms\t"
             f"Billed Duration: {math.ceil(duration_ms)} ms\tMemory Size: {self.memory_size} MB\t"
-            f"Max Memory Used: {self.memory_size} MB\t\n"
+            f"Max Memory Used: {max_memory if max_memory is not None else '?'} MB\t\n"
         )
         base = f"{self.runtime_endpoint}/invocations/{invoke_id}"
         try:

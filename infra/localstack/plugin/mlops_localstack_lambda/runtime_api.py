@@ -538,6 +538,18 @@ class LambdaProcess:
         """PID of the current runtime process."""
         return self._proc.pid if self._proc else None
 
+    def max_memory_mb(self) -> int | None:
+        """Peak resident memory of the current runtime process in MB (Linux ``VmHWM``), None if unknown."""
+        pid = self.pid
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) // 1024 + 1
+        except (OSError, ValueError, IndexError):
+            pass
+        return None
+
     def start(self) -> LambdaProcess:
         """Start the server and the runtime process (does not wait for the init; see :meth:`wait_ready`)."""
         with self._lock:
