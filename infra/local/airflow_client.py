@@ -50,12 +50,19 @@ class DagRunProgress:
 class AirflowClient:
     """Authenticated calls to one Airflow API server."""
 
-    def __init__(self, base_url: str, username: str, password: str, timeout: float = 10.0):
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ):
         self.base_url = base_url.rstrip("/")
         self._username = username
         self._password = password
         self._token: str | None = None
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
 
     def close(self) -> None:
         """Close the HTTP connection pool."""

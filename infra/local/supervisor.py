@@ -64,6 +64,9 @@ def _is_secret(value: str, secrets: Iterable[str]) -> bool:
 def _quote_env_value(key: str, value: str) -> str:
     if "\n" in value or "\r" in value:
         raise ConfigError(f"environment value of {key} contains a newline")
+    if value and (value[0] in "'\"" or value[-1] in "'\""):
+        # supervisor strips quote characters from both ends of every value
+        raise ConfigError(f"environment value of {key} starts or ends with a quote character")
     value = value.replace("%", "%%")
     if '"' not in value:
         return f'"{value}"'
