@@ -36,7 +36,7 @@ def _camel(snake: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
-def _from_mapping(cls: type, key: str, raw: Mapping[str, Any] | None) -> Any:
+def config_object(cls: type, key: str, raw: Mapping[str, Any] | None) -> Any:
     """Build a dataclass from a camelCase config object, rejecting unknown keys (typos fail loudly)."""
     raw = dict(raw or {})
     names = {_camel(f.name): f.name for f in fields(cls)}
@@ -184,15 +184,15 @@ class StackConfig:
             stack=stack,
             name_prefix=cfg.get("namePrefix") or defaults.name_prefix,
             bind_address=cfg.get("bindAddress") or defaults.bind_address,
-            ports=_from_mapping(HostPorts, "ports", cfg.get_object("ports")),
-            images=_from_mapping(UpstreamImages, "images", cfg.get_object("images")),
+            ports=config_object(HostPorts, "ports", cfg.get_object("ports")),
+            images=config_object(UpstreamImages, "images", cfg.get_object("images")),
             image_tag=cfg.get("imageTag") or defaults.image_tag,
             dataset=cfg.get("dataset") or defaults.dataset,
             trial_budget=cfg.get_int("trialBudget", defaults.trial_budget),
             trigger_training=cfg.get_bool("triggerTraining", defaults.trigger_training),
             training_dag=cfg.get("trainingDag") or defaults.training_dag,
             follow_dags=tuple(cfg.get_object("followDags", list(defaults.follow_dags))),
-            localstack=_from_mapping(LocalStackSettings, "localstack", cfg.get_object("localstack")),
+            localstack=config_object(LocalStackSettings, "localstack", cfg.get_object("localstack")),
             lambda_zip=lambda_zip,
             secrets=secrets,
             localstack_auth_token=cfg.get_secret("localstackAuthToken"),

@@ -31,6 +31,10 @@ class TriggerError(RuntimeError):
     """Airflow answered unexpectedly or a wait ran out of time."""
 
 
+class AuthError(TriggerError):
+    """Airflow refused the credentials: waiting longer will not help."""
+
+
 class Airflow:
     """The few Airflow REST calls this script needs, authenticated with SimpleAuthManager's JWT."""
 
@@ -56,9 +60,14 @@ class Airflow:
     def login(self) -> str:
         """``POST /auth/token {username, password}`` -> access token (cached)."""
         if self.token is None:
-            answer = self.call(
-                "POST", "/auth/token", {"username": self.username, "password": self.password}, auth=False
-            )
+            try:
+                answer = self.call(
+                    "POST", "/auth/token", {"username": self.username, "password": self.password}, auth=False
+                )
+            except TriggerError as exc:
+                if " -> 401 " in str(exc) or " -> 403 " in str(exc):
+                    raise AuthError(f"Airflow refused user {self.username!r}: {exc}") from None
+                raise
             self.token = str(answer["access_token"])
         return self.token
 
@@ -72,6 +81,8 @@ def wait_until(what: str, check: Any, timeout_s: float, poll_s: float = 3.0) -> 
             result = check()
             if result:
                 return result
+        except AuthError:
+            raise
         except (OSError, TriggerError) as exc:
             last_error = f" (last error: {exc})"
         time.sleep(poll_s)
