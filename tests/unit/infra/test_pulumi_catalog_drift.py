@@ -1,0 +1,149 @@
+"""One source of truth, Pulumi half: every container's env, command, ports and healthcheck come from the catalog.
+
+Expected values are computed here from ``infra/catalog.py`` with the mocked credentials and compared to
+what the program registered, so a container that stops using the catalog (or a catalog change that a
+component ignores) fails. The local-stack half lives with the local stack's tests.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from infra import catalog
+from infra.components import health
+from ml.settings import MLSettings
+from tests.unit.infra.pulumi_harness import ProgramRun, dev_config
+
+pytestmark = pytest.mark.unit
+
+PREFIX = "mlops-dev"
+TOPO = catalog.Topology.docker()
+AIRFLOW_PATHS = catalog.AirflowPaths(
+    home="/opt/airflow", dags="/opt/airflow/dags", passwords_file="/opt/airflow/simple_auth_manager_passwords.json"
+)
+AIRFLOW_SERVICES = (
+    catalog.AIRFLOW_API,
+    catalog.AIRFLOW_SCHEDULER,
+    catalog.AIRFLOW_DAG_PROCESSOR,
+    catalog.AIRFLOW_TRIGGERER,
+)
+JOB_TYPES = {"scheduler": "SchedulerJob", "dag_processor": "DagProcessorJob", "triggerer": "TriggererJob"}
+
+
+def settings() -> MLSettings:
+    """The ML settings the dev config asks for."""
+    config = dev_config()
+    return MLSettings(_env_prefix="UNUSED_", dataset=config["dataset"], n_trials=config["trialBudget"])
+
+
+def env_of(run: ProgramRun, service: str) -> dict[str, str]:
+    """The environment of one container as a dict."""
+    envs = run.containers[f"{PREFIX}-{service}"].inputs["envs"]
+    pairs = [e.split("=", 1) for e in envs]
+    assert len({k for k, _ in pairs}) == len(pairs), f"{service}: duplicate variables"
+    return dict(pairs)
+
+
+def test_every_catalog_service_has_exactly_one_container(dev_run: ProgramRun) -> None:
+    for service in catalog.SERVICES:
+        matching = [c for c in dev_run.containers.values() if c.inputs.get("hostname") == service]
+        assert len(matching) == 1, service
+        assert matching[0].inputs["name"] == f"{PREFIX}-{service}"
+
+
+def test_mlflow_env_is_the_catalog_env(dev_run: ProgramRun) -> None:
+    creds = dev_run.credentials()
+    expected = catalog.mlflow_server_env(TOPO, creds, allowed_hosts=(f"{PREFIX}-{catalog.MLFLOW}",))
+    assert env_of(dev_run, catalog.MLFLOW) == expected
+    allowed = expected["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
+    assert {"mlflow", "mlflow:5001", "localhost:5001"} <= set(allowed)  # service name, and the host
+
+
+@pytest.mark.parametrize("service", AIRFLOW_SERVICES)
+def test_airflow_env_is_the_catalog_env(dev_run: ProgramRun, service: str) -> None:
+    creds = dev_run.credentials()
+    expected = catalog.airflow_env(TOPO, creds, AIRFLOW_PATHS, settings())
+    if service == catalog.AIRFLOW_API:
+        # Written to the passwords file by the image's entrypoint at start (never baked into the image).
+        expected["MLOPS_AIRFLOW_PASSWORDS_JSON"] = catalog.airflow_passwords_json(creds)
+    assert env_of(dev_run, service) == expected
+
+
+def test_airflow_migration_job_uses_the_catalog(dev_run: ProgramRun) -> None:
+    job = dev_run.containers[f"{PREFIX}-airflow-migrate"]
+    assert job.inputs["command"] == catalog.AIRFLOW_MIGRATE_COMMAND
+    assert env_of(dev_run, "airflow-migrate") == catalog.airflow_env(
+        TOPO, dev_run.credentials(), AIRFLOW_PATHS, settings()
+    )
+
+
+def test_api_env_is_the_catalog_env(dev_run: ProgramRun) -> None:
+    assert env_of(dev_run, catalog.API) == catalog.api_env(TOPO, dev_run.credentials(), settings())
+
+
+def test_postgres_and_minio_use_the_catalog_credentials_and_names(dev_run: ProgramRun) -> None:
+    creds = dev_run.credentials()
+    assert env_of(dev_run, catalog.POSTGRES) == {
+        "POSTGRES_USER": catalog.POSTGRES_USER,
+        "POSTGRES_PASSWORD": creds.postgres_password,
+    }
+    uploads = dev_run.containers[f"{PREFIX}-{catalog.POSTGRES}"].inputs["uploads"]
+    sql = "".join(u["content"] for u in uploads)
+    for database in catalog.DATABASES:
+        assert f"CREATE DATABASE {database} OWNER {catalog.POSTGRES_USER};" in sql
+    assert env_of(dev_run, catalog.S3) == {
+        "MINIO_ROOT_USER": creds.s3_access_key,
+        "MINIO_ROOT_PASSWORD": creds.s3_secret_key,
+    }
+    buckets = dev_run.containers[f"{PREFIX}-s3-buckets"].inputs["command"]
+    assert buckets == ["mb", "--ignore-existing", *(f"stack/{b}" for b in catalog.BUCKETS)]
+    assert env_of(dev_run, "s3-buckets") == {
+        "MC_HOST_stack": f"http://{creds.s3_access_key}:{creds.s3_secret_key}@s3:9000"
+    }
+
+
+def test_localstack_env_joins_lambdas_to_the_stack_network(dev_run: ProgramRun) -> None:
+    env = env_of(dev_run, catalog.LOCALSTACK)
+    assert env["LAMBDA_DOCKER_NETWORK"] == f"{PREFIX}-net"
+    assert env["LOCALSTACK_HOST"] == "localhost.localstack.cloud:4566"
+    assert set(env["SERVICES"].split(",")) >= {"s3", "iam", "lambda", "apigateway"}
+    assert "LOCALSTACK_AUTH_TOKEN" not in env
+    volumes = dev_run.containers[f"{PREFIX}-{catalog.LOCALSTACK}"].inputs["volumes"]
+    assert {"hostPath": "/var/run/docker.sock", "containerPath": "/var/run/docker.sock"} in volumes
+
+
+def test_commands_are_the_catalog_commands(dev_run: ProgramRun) -> None:
+    commands = catalog.commands(TOPO)
+    for service, command in commands.items():
+        assert dev_run.containers[f"{PREFIX}-{service}"].inputs["command"] == command, service
+    assert commands[catalog.API][:2] == ["uvicorn", "api.main:app"]
+
+
+def test_container_ports_are_the_catalog_ports(dev_run: ProgramRun) -> None:
+    for service, svc in catalog.SERVICES.items():
+        ports = dev_run.containers[f"{PREFIX}-{service}"].inputs.get("ports", [])
+        if svc.port is None:
+            assert ports == [], service
+        else:
+            assert ports[0]["internal"] == TOPO.port(service), service
+
+
+@pytest.mark.parametrize("service", list(catalog.SERVICES))
+def test_healthchecks_are_rendered_from_the_catalog(dev_run: ProgramRun, service: str) -> None:
+    svc = catalog.SERVICES[service]
+    check = dev_run.containers[f"{PREFIX}-{service}"].inputs["healthcheck"]
+    probe = "curl" if service == catalog.LOCALSTACK else "python"
+    assert check == health.for_service(service, TOPO, probe).as_inputs()
+    # ... and the rendering means what the catalog says, kind by kind.
+    tests = check["tests"]
+    if svc.health.kind == "sql":
+        assert tests[:2] == ["CMD", "pg_isready"] and str(TOPO.port(service)) in tests
+    elif svc.health.kind == "s3":
+        assert tests == ["CMD", "mc", "ready", "local"]
+    elif svc.health.kind == "http":
+        url = f"http://127.0.0.1:{TOPO.port(service)}{svc.health.path}"
+        assert any(url in part for part in tests), tests
+    else:
+        assert tests == ["CMD", "airflow", "jobs", "check", "--job-type", JOB_TYPES[svc.health.component], "--local"]
+    assert check["startPeriod"] == f"{svc.health.start_period_s:g}s"
+    assert check["retries"] == svc.health.retries
