@@ -7,6 +7,7 @@ passwords file is written at start by the image's entrypoint from ``MLOPS_AIRFLO
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import pulumi
@@ -123,7 +124,7 @@ class Airflow(pulumi.ComponentResource):
                 image=self.image.repo_digest,
                 parent=self,
                 depends_on=deps,
-                envs=secret_env(ctx.creds, lambda c, s=service: component_env(s, ctx.topo, c, settings)),
+                envs=secret_env(ctx.creds, functools.partial(component_env, service, ctx.topo, settings=settings)),
                 command=commands[service],
                 volumes=[docker.ContainerVolumeArgs(volume_name=self.logs_volume.name, container_path=LOGS_DIR)],
                 wait=service == catalog.AIRFLOW_API,  # the other components wait for it

@@ -203,7 +203,11 @@ class StackConfig:
 
         The deploying shell's ``MLOPS_*`` variables are ignored (unused prefix): the stack config decides.
         """
-        return MLSettings(_env_prefix="MLOPS_PULUMI_IGNORED_", dataset=self.dataset, n_trials=self.trial_budget)
+        return MLSettings(
+            _env_prefix="MLOPS_PULUMI_IGNORED_",  # type: ignore[call-arg]  # pydantic-settings init option
+            dataset=self.dataset,
+            n_trials=self.trial_budget,
+        )
 
     def resource_name(self, service: str) -> str:
         """Docker name (container, volume, network) of a stack object."""

@@ -97,7 +97,9 @@ class LambdaApi(pulumi.ComponentResource):
         ]
 
         settings = ctx.config.ml_settings()
-        variables = pulumi.Output.secret(ctx.creds.apply(lambda c: function_environment(c, settings, ctx.topo)))
+        variables: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
+            ctx.creds.apply(lambda c: function_environment(c, settings, ctx.topo))
+        )
         self.function = aws.lambda_.Function(
             f"{name}-function",
             name=spec.function_name,

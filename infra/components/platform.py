@@ -18,6 +18,11 @@ from infra.components.postgres import Postgres
 from infra.components.secrets import PlatformSecrets
 
 
+def _secret_field(creds: pulumi.Output[catalog.Credentials], name: str) -> pulumi.Output[str]:
+    """One credential as a secret output."""
+    return pulumi.Output.secret(creds.apply(lambda c: str(getattr(c, name))))
+
+
 class MlopsPlatform(pulumi.ComponentResource):
     """Postgres, MinIO, MLflow, Airflow, the API and LocalStack (with the API as a Lambda) on one Docker network.
 
@@ -73,11 +78,11 @@ class MlopsPlatform(pulumi.ComponentResource):
             "apiDocsUrl": config.host_url(ports.api, "/docs"),
             "localstackUrl": config.host_url(ports.localstack),
             "airflowAdminUser": catalog.AIRFLOW_ADMIN_USER,
-            "airflowAdminPassword": pulumi.Output.secret(creds.apply(lambda c: c.airflow_admin_password)),
-            "postgresPassword": pulumi.Output.secret(creds.apply(lambda c: c.postgres_password)),
-            "s3AccessKey": pulumi.Output.secret(creds.apply(lambda c: c.s3_access_key)),
-            "s3SecretKey": pulumi.Output.secret(creds.apply(lambda c: c.s3_secret_key)),
-            "apiAdminKey": pulumi.Output.secret(creds.apply(lambda c: c.api_admin_key)),
+            "airflowAdminPassword": _secret_field(creds, "airflow_admin_password"),
+            "postgresPassword": _secret_field(creds, "postgres_password"),
+            "s3AccessKey": _secret_field(creds, "s3_access_key"),
+            "s3SecretKey": _secret_field(creds, "s3_secret_key"),
+            "apiAdminKey": _secret_field(creds, "api_admin_key"),
             "images": {
                 "mlflow": self.mlflow.image.repo_digest,
                 "airflow": self.airflow.image.repo_digest,

@@ -24,6 +24,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 from infra import catalog
+from ml.settings import MLSettings
 
 REPO = Path(__file__).resolve().parents[3]
 MAIN = REPO / "infra" / "__main__.py"
@@ -234,10 +235,23 @@ class ProgramRun:
         return {r.inputs["name"]: r for r in self.of_type("docker:index/container:Container")}
 
 
+def expected_settings(config: dict[str, Any]) -> MLSettings:
+    """The ML settings a config asks for (ignoring any MLOPS_* variable of the shell running the tests)."""
+    return MLSettings(
+        _env_prefix="MLOPS_TESTS_IGNORED_",  # type: ignore[call-arg]
+        dataset=config["dataset"],
+        n_trials=config["trialBudget"],
+    )
+
+
 def dev_config() -> dict[str, Any]:
-    """The committed ``Pulumi.dev.yaml`` config, without the project namespace."""
+    """The ``Pulumi.dev.yaml`` config without the project namespace and without encrypted (secure) values."""
     raw = yaml.safe_load((REPO / f"Pulumi.{STACK}.yaml").read_text())["config"]
-    return {key.split(":", 1)[1]: value for key, value in raw.items() if key.startswith(f"{PROJECT}:")}
+    return {
+        key.split(":", 1)[1]: value
+        for key, value in raw.items()
+        if key.startswith(f"{PROJECT}:") and not (isinstance(value, dict) and "secure" in value)
+    }
 
 
 def run_program(config: dict[str, Any], secrets: dict[str, str] | None = None) -> ProgramRun:

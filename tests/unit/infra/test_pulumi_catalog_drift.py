@@ -12,7 +12,7 @@ import pytest
 from infra import catalog
 from infra.components import health
 from ml.settings import MLSettings
-from tests.unit.infra.pulumi_harness import ProgramRun, dev_config
+from tests.unit.infra.pulumi_harness import ProgramRun, dev_config, expected_settings
 
 pytestmark = pytest.mark.unit
 
@@ -32,8 +32,7 @@ JOB_TYPES = {"scheduler": "SchedulerJob", "dag_processor": "DagProcessorJob", "t
 
 def settings() -> MLSettings:
     """The ML settings the dev config asks for."""
-    config = dev_config()
-    return MLSettings(_env_prefix="UNUSED_", dataset=config["dataset"], n_trials=config["trialBudget"])
+    return expected_settings(dev_config())
 
 
 def env_of(run: ProgramRun, service: str) -> dict[str, str]:
@@ -132,7 +131,7 @@ def test_container_ports_are_the_catalog_ports(dev_run: ProgramRun) -> None:
 def test_healthchecks_are_rendered_from_the_catalog(dev_run: ProgramRun, service: str) -> None:
     svc = catalog.SERVICES[service]
     check = dev_run.containers[f"{PREFIX}-{service}"].inputs["healthcheck"]
-    probe = "curl" if service == catalog.LOCALSTACK else "python"
+    probe: health.HttpProbe = "curl" if service == catalog.LOCALSTACK else "python"
     assert check == health.for_service(service, TOPO, probe).as_inputs()
     # ... and the rendering means what the catalog says, kind by kind.
     tests = check["tests"]

@@ -16,8 +16,7 @@ from pulumi.runtime import rpc
 
 from infra import catalog, lambda_resources
 from infra.lambda_resources import LAMBDA, function_environment, localstack_rest_url, source_code_hash
-from ml.settings import MLSettings
-from tests.unit.infra.pulumi_harness import REPO, ProgramRun, dev_config
+from tests.unit.infra.pulumi_harness import REPO, ProgramRun, dev_config, expected_settings
 
 pytestmark = pytest.mark.unit
 
@@ -100,9 +99,7 @@ def test_function_handler_runtime_and_package(dev_run: ProgramRun, lambda_zip: P
 
 def test_function_environment_reaches_the_champion(dev_run: ProgramRun) -> None:
     function = dev_run.one("aws:lambda/function:Function", "lambda-function")
-    config = dev_config()
-    settings = MLSettings(_env_prefix="UNUSED_", dataset=config["dataset"], n_trials=config["trialBudget"])
-    expected = function_environment(dev_run.credentials(), settings)
+    expected = function_environment(dev_run.credentials(), expected_settings(dev_config()))
     assert function.inputs["environment"]["variables"] == expected
     assert expected["MLOPS_MODEL_NAME"] == "breast_cancer_classifier"
     wire = function.wire_inputs["environment"]

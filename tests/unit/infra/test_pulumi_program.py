@@ -199,10 +199,10 @@ def test_images_are_built_from_the_repository_and_containers_use_the_digest(dev_
     mocked = {name: "sha256:" + hashlib.sha256(name.encode()).hexdigest() for name in images}  # see StackMocks
     uses = {catalog.MLFLOW: "mlflow", catalog.API: "api", "airflow-migrate": "airflow"}
     uses |= dict.fromkeys(AIRFLOW_SERVICES, "airflow")
-    for service, image in uses.items():
+    for service, image_name in uses.items():
         container = dev_run.containers[f"{PREFIX}-{service}"]
-        assert container.inputs["image"] == mocked[image], service
-        assert any(dev_run.by_urn(u).name == image for u in container.dependencies), service
+        assert container.inputs["image"] == mocked[image_name], service
+        assert any(dev_run.by_urn(u).name == image_name for u in container.dependencies), service
 
 
 def test_upstream_images_are_pinned(dev_run: ProgramRun) -> None:
@@ -359,12 +359,12 @@ def test_documented_outputs_exist_and_every_output_is_documented(dev_run: Progra
 
 
 def test_output_values(dev_run: ProgramRun) -> None:
-    out = dev_run.outputs
-    assert out["airflowUrl"] == "http://localhost:8080"
-    assert out["mlflowUrl"] == "http://localhost:5001"
-    assert out["apiUrl"] == "http://localhost:8800"
-    assert out["localstackUrl"] == "http://localhost:4566"
-    assert out["lambdaRestUrl"] == "http://localhost:4566/restapis/abc123rest/prod/_user_request_"
+    out, ports = dev_run.outputs, dev_config()["ports"]
+    assert out["airflowUrl"] == f"http://localhost:{ports['airflow']}"
+    assert out["mlflowUrl"] == f"http://localhost:{ports['mlflow']}"
+    assert out["apiUrl"] == f"http://localhost:{ports['api']}"
+    assert out["localstackUrl"] == f"http://localhost:{ports['localstack']}"
+    assert out["lambdaRestUrl"] == f"http://localhost:{ports['localstack']}/restapis/abc123rest/prod/_user_request_"
     assert out["lambdaFunctionUrl"].startswith("http://") and ".lambda-url." in out["lambdaFunctionUrl"]
     assert out["networkName"] == f"{PREFIX}-net"
     assert set(out["images"]) == {"mlflow", "airflow", "api"}
