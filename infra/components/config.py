@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.runtime import config as pulumi_config
 
 from infra import catalog
 from infra.lambda_resources import LAMBDA, REPO_ROOT
@@ -25,6 +26,24 @@ FOLLOW_DAGS = ("mlops_training",)
 # LocalStack tags after this version refuse to start without LOCALSTACK_AUTH_TOKEN (since 2026-03-23).
 LOCALSTACK_LAST_FREE_VERSION = (4, 14, 0)
 _FLOATING_TAGS = {"latest", "stable", "main", "master", "edge", "nightly", "dev"}
+
+
+# Every key the program reads (plus one secret key per credential, see secret_config_key).
+CONFIG_KEYS = (
+    "namePrefix",
+    "bindAddress",
+    "ports",
+    "images",
+    "imageTag",
+    "dataset",
+    "trialBudget",
+    "triggerTraining",
+    "trainingDag",
+    "followDags",
+    "localstack",
+    "lambdaZip",
+    "localstackAuthToken",
+)
 
 
 class ConfigError(pulumi.RunError):
@@ -169,7 +188,9 @@ class StackConfig:
 
     @classmethod
     def load(cls) -> StackConfig:
-        """Read the stack configuration of the running Pulumi program."""
+        """Read the stack configuration of the running Pulumi program (unknown keys are an error)."""
+        # The runtime holds the stack's config in CONFIG (older language hosts: in PULUMI_CONFIG).
+        check_known_keys({**pulumi_config.get_config_env(), **pulumi_config.CONFIG.get()})
         cfg = pulumi.Config()
         stack = pulumi.get_stack()
         defaults = cls(stack=stack, name_prefix=f"mlops-{stack}")
@@ -228,15 +249,10 @@ def secret_config_key(credential: str) -> str:
     return _camel(credential)
 
 
-__all__ = [
-    "PROJECT",
-    "REPO_ROOT",
-    "ConfigError",
-    "HostPorts",
-    "LocalStackSettings",
-    "StackConfig",
-    "UpstreamImages",
-    "check_pinned",
-    "localstack_needs_token",
-    "secret_config_key",
-]
+def check_known_keys(config: Mapping[str, Any]) -> None:
+    """Reject keys of this project's namespace that the program does not read (a typo would be ignored)."""
+    known = {*CONFIG_KEYS, *(secret_config_key(name) for name in catalog.Credentials.names())}
+    ours = {key.split(":", 1)[1] for key in config if key.startswith(f"{PROJECT}:")}
+    unknown = sorted(ours - known)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {[f'{PROJECT}:{k}' for k in unknown]}; known: {sorted(known)}")

@@ -1,8 +1,9 @@
 """Fixtures of the Pulumi program's tests: mocked runs of ``infra/__main__.py`` with different configs.
 
 Each run executes the whole program once (a fraction of a second); the tests then inspect what it
-registered. The default run uses the committed ``Pulumi.dev.yaml`` plus one credential set as secret
-config, so both credential paths (config and pulumi-random) are exercised.
+registered. ``dev_run`` is the dev stack with no config but the Lambda package and one credential set as
+secret config (so both credential paths, config and pulumi-random, are exercised): it checks the
+defaults. ``Pulumi.dev.yaml`` itself is loaded by its own test, whatever values you gave it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.infra.pulumi_harness import CONFIGURED_S3_SECRET, ProgramRun, dev_config, run_program
+from tests.unit.infra.pulumi_harness import CONFIGURED_S3_SECRET, ProgramRun, run_program
 
 
 @pytest.fixture(scope="session")
@@ -24,15 +25,14 @@ def lambda_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def dev_run(lambda_zip: Path) -> ProgramRun:
-    """The program with the dev stack's config (Lambda on, HTTP API off, no training trigger)."""
-    return run_program({**dev_config(), "lambdaZip": str(lambda_zip)}, {"s3SecretKey": CONFIGURED_S3_SECRET})
+    """The program with the default config (Lambda on, HTTP API off, no training trigger)."""
+    return run_program({"lambdaZip": str(lambda_zip)}, {"s3SecretKey": CONFIGURED_S3_SECRET})
 
 
 @pytest.fixture(scope="session")
 def options_run(lambda_zip: Path) -> ProgramRun:
     """The program with every option on: HTTP API, training trigger, other host ports and bind address."""
     config = {
-        **dev_config(),
         "lambdaZip": str(lambda_zip),
         "triggerTraining": True,
         "localstack": {"httpApi": "true"},  # as `pulumi config set --path` stores it: a string

@@ -235,12 +235,22 @@ class ProgramRun:
         return {r.inputs["name"]: r for r in self.of_type("docker:index/container:Container")}
 
 
-def expected_settings(config: dict[str, Any]) -> MLSettings:
+# What the program must do without any config (defaults written out here, independently of the code).
+DEFAULT_HOST_PORTS = {**catalog.DEFAULT_PORTS.as_dict(), "s3Console": 9001}
+DEFAULT_IMAGES = {
+    "postgres": "postgres:17.6",
+    "minio": "minio/minio:RELEASE.2025-04-22T22-12-26Z",
+    "localstack": "localstack/localstack:4.14.0",
+}
+
+
+def expected_settings(config: dict[str, Any] | None = None) -> MLSettings:
     """The ML settings a config asks for (ignoring any MLOPS_* variable of the shell running the tests)."""
+    config = config or {}
     return MLSettings(
         _env_prefix="MLOPS_TESTS_IGNORED_",  # type: ignore[call-arg]
-        dataset=config["dataset"],
-        n_trials=config["trialBudget"],
+        dataset=config.get("dataset", MLSettings.model_fields["dataset"].default),
+        n_trials=config.get("trialBudget", MLSettings.model_fields["n_trials"].default),
     )
 
 

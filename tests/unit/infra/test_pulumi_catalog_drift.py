@@ -12,7 +12,7 @@ import pytest
 from infra import catalog
 from infra.components import health
 from ml.settings import MLSettings
-from tests.unit.infra.pulumi_harness import ProgramRun, dev_config, expected_settings
+from tests.unit.infra.pulumi_harness import ProgramRun, expected_settings
 
 pytestmark = pytest.mark.unit
 
@@ -31,8 +31,8 @@ JOB_TYPES = {"scheduler": "SchedulerJob", "dag_processor": "DagProcessorJob", "t
 
 
 def settings() -> MLSettings:
-    """The ML settings the dev config asks for."""
-    return expected_settings(dev_config())
+    """The ML settings of the default config."""
+    return expected_settings()
 
 
 def env_of(run: ProgramRun, service: str) -> dict[str, str]:

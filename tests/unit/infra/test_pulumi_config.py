@@ -24,6 +24,7 @@ from infra.components.config import (
     localstack_needs_token,
     secret_config_key,
 )
+from ml.settings import MLSettings
 from tests.unit.infra.pulumi_harness import PROJECT, REPO, ProgramRun, clear_strings, dev_config, run_program
 
 pytestmark = pytest.mark.unit
@@ -86,23 +87,27 @@ def test_config_objects_reject_unknown_keys_and_coerce_strings() -> None:
         config_object(LocalStackSettings, "localstack", {"deployLambda": "yes please"})
 
 
-def test_dev_config_defaults_match_the_code() -> None:
-    """The committed Pulumi.dev.yaml documents the defaults: it must equal the code's and the catalog's.
-
-    For local variations use another stack (``pulumi stack init mine``) rather than editing it.
-    """
+def test_dev_stack_config_loads(lambda_zip: Path) -> None:
+    """Pulumi.dev.yaml (as committed, or as you changed it) is valid: known keys, right types, pinned images."""
     config = dev_config()
+    assert {"ports", "images", "trialBudget", "localstack"} <= set(config)  # the documented settings
+    run = run_program({**config, "lambdaZip": str(lambda_zip)})
+    prefix = config.get("namePrefix", "mlops-dev")
+    assert len(run.containers) >= len(catalog.SERVICES) + 2
+    assert all(name.startswith(f"{prefix}-") for name in run.containers)
+
+
+def test_defaults_match_the_catalog() -> None:
     defaults = StackConfig(stack="dev", name_prefix="mlops-dev")
-    assert config["namePrefix"] == defaults.name_prefix
-    assert config["bindAddress"] == defaults.bind_address == "127.0.0.1"
-    assert config_object(HostPorts, "ports", config["ports"]) == HostPorts()
-    for name, value in config["ports"].items():
-        if name in catalog.DEFAULT_PORTS.as_dict():
-            assert value == catalog.DEFAULT_PORTS.as_dict()[name], name
-    assert config_object(UpstreamImages, "images", config["images"]) == UpstreamImages()
-    assert config_object(LocalStackSettings, "localstack", config["localstack"]) == LocalStackSettings()
-    assert config["trialBudget"] == defaults.trial_budget and config["dataset"] == defaults.dataset
-    assert config["triggerTraining"] is False
+    assert defaults.bind_address == "127.0.0.1"
+    for name, port in catalog.DEFAULT_PORTS.as_dict().items():
+        assert getattr(defaults.ports, name) == port, name
+    assert defaults.trial_budget == MLSettings.model_fields["n_trials"].default
+
+
+def test_unknown_config_keys_are_rejected(lambda_zip: Path) -> None:
+    with pytest.raises(ConfigError, match="trialBuget"):
+        run_program({"lambdaZip": str(lambda_zip), "trialBuget": 5})
 
 
 def test_dev_config_holds_no_secret_in_clear() -> None:
@@ -121,7 +126,7 @@ def test_pulumi_project_file() -> None:
 
 
 def test_configured_auth_token_is_passed_as_a_secret(lambda_zip: Path) -> None:
-    config = {**dev_config(), "lambdaZip": str(lambda_zip), "images": {"localstack": "localstack/localstack:4.15.0"}}
+    config = {"lambdaZip": str(lambda_zip), "images": {"localstack": "localstack/localstack:4.15.0"}}
     run: ProgramRun = run_program(config, {"localstackAuthToken": "ls-token-Xy12345678"})
     localstack = run.containers["mlops-dev-localstack"]
     assert "LOCALSTACK_AUTH_TOKEN=ls-token-Xy12345678" in localstack.inputs["envs"]

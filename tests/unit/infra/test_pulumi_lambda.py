@@ -16,7 +16,7 @@ from pulumi.runtime import rpc
 
 from infra import catalog, lambda_resources
 from infra.lambda_resources import LAMBDA, function_environment, localstack_rest_url, source_code_hash
-from tests.unit.infra.pulumi_harness import REPO, ProgramRun, dev_config, expected_settings
+from tests.unit.infra.pulumi_harness import REPO, ProgramRun, expected_settings
 
 pytestmark = pytest.mark.unit
 
@@ -99,7 +99,7 @@ def test_function_handler_runtime_and_package(dev_run: ProgramRun, lambda_zip: P
 
 def test_function_environment_reaches_the_champion(dev_run: ProgramRun) -> None:
     function = dev_run.one("aws:lambda/function:Function", "lambda-function")
-    expected = function_environment(dev_run.credentials(), expected_settings(dev_config()))
+    expected = function_environment(dev_run.credentials(), expected_settings())
     assert function.inputs["environment"]["variables"] == expected
     assert expected["MLOPS_MODEL_NAME"] == "breast_cancer_classifier"
     wire = function.wire_inputs["environment"]

@@ -15,11 +15,12 @@ import pytest
 from infra import catalog
 from infra.components.config import check_pinned, localstack_needs_token
 from tests.unit.infra.pulumi_harness import (
+    DEFAULT_HOST_PORTS,
+    DEFAULT_IMAGES,
     REPO,
     ProgramRun,
     Registration,
     clear_strings,
-    dev_config,
     run_program,
     secret_strings,
 )
@@ -154,11 +155,12 @@ def test_host_ports_bind_to_loopback_by_default(dev_run: ProgramRun) -> None:
             published.setdefault(service_of(container), []).append(port)
     with_ports = {name for name, svc in catalog.SERVICES.items() if svc.port is not None}
     assert set(published) == with_ports  # jobs and the Airflow workers publish nothing
-    expected_host = dev_config()["ports"]
     assert published[catalog.S3] == [
-        {"internal": 9000, "external": expected_host["s3"], "ip": "127.0.0.1"},
-        {"internal": 9001, "external": expected_host["s3Console"], "ip": "127.0.0.1"},
+        {"internal": 9000, "external": DEFAULT_HOST_PORTS["s3"], "ip": "127.0.0.1"},
+        {"internal": 9001, "external": DEFAULT_HOST_PORTS["s3Console"], "ip": "127.0.0.1"},
     ]
+    for service, ports in published.items():
+        assert ports[0]["external"] == DEFAULT_HOST_PORTS[catalog.SERVICES[service].port or ""], service
 
 
 def test_bind_address_and_host_ports_come_from_config(options_run: ProgramRun) -> None:
@@ -207,7 +209,7 @@ def test_images_are_built_from_the_repository_and_containers_use_the_digest(dev_
 
 def test_upstream_images_are_pinned(dev_run: ProgramRun) -> None:
     upstream = {catalog.POSTGRES: "postgres", catalog.S3: "minio", "s3-buckets": "minio", "localstack": "localstack"}
-    configured = dev_config()["images"]
+    configured = DEFAULT_IMAGES
     for service, key in upstream.items():
         image = dev_run.containers[f"{PREFIX}-{service}"].inputs["image"]
         assert image == configured[key]
@@ -359,7 +361,7 @@ def test_documented_outputs_exist_and_every_output_is_documented(dev_run: Progra
 
 
 def test_output_values(dev_run: ProgramRun) -> None:
-    out, ports = dev_run.outputs, dev_config()["ports"]
+    out, ports = dev_run.outputs, DEFAULT_HOST_PORTS
     assert out["airflowUrl"] == f"http://localhost:{ports['airflow']}"
     assert out["mlflowUrl"] == f"http://localhost:{ports['mlflow']}"
     assert out["apiUrl"] == f"http://localhost:{ports['api']}"
@@ -386,7 +388,7 @@ def test_training_trigger_option(dev_run: ProgramRun, options_run: ProgramRun) -
 
 
 def test_without_the_lambda_no_aws_resource_is_created(lambda_zip: Path) -> None:
-    run = run_program({**dev_config(), "localstack": {"deployLambda": False}, "lambdaZip": "/nonexistent.zip"})
+    run = run_program({"localstack": {"deployLambda": False}, "lambdaZip": "/nonexistent.zip"})
     assert not [r for r in run.registrations if r.type.startswith(("aws:", "pulumi:providers:aws"))]
     assert f"{PREFIX}-localstack" in run.containers
     assert not [name for name in run.outputs if name.startswith("lambda")]
@@ -395,4 +397,4 @@ def test_without_the_lambda_no_aws_resource_is_created(lambda_zip: Path) -> None
 def test_missing_lambda_zip_fails_with_instructions(tmp_path: Path) -> None:
     missing = tmp_path / "api-lambda.zip"
     with pytest.raises(pulumi.RunError, match=r"make lambda-zip"):
-        run_program({**dev_config(), "lambdaZip": str(missing)})
+        run_program({"lambdaZip": str(missing)})
