@@ -2,9 +2,11 @@
 
 Run it with ``uvicorn api.main:app --workers 1 --no-access-log`` (the service writes its own JSON request
 log). Configuration comes from the environment (:class:`api.settings.ApiSettings`). On start the app
-loads the champion through the process-wide model store (:func:`api.model_store.get_shared_store`), so a
-second app in the same process (the Lambda handler) reuses the loaded model, then checks for a new one in
-the background.
+loads the champion through the process-wide model store (:func:`api.model_store.get_shared_store`), so
+every app of a process shares one loaded model, then checks for a new one in the background.
+
+``app`` is built on first access (a module ``__getattr__``), so importing :func:`create_app` (the Lambda
+handler, the tests) does not build an app that nobody serves.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def create_app(
     lifespan start checks when the last check is older than the poll interval.
     """
     settings = settings or ApiSettings()
+    settings.apply_thread_limits()
     store = store or get_shared_store(settings)
     configure_logging(settings.log_level)
     metrics = ApiMetrics()
@@ -91,4 +94,14 @@ def create_app(
     return app
 
 
-app = create_app()
+_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> FastAPI:
+    """Build ``app`` (configured from the environment) the first time someone asks for it."""
+    global _app
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _app is None:
+        _app = create_app()
+    return _app

@@ -7,6 +7,8 @@ The names are the platform's (see ``infra/catalog.py:api_env``): ``MLFLOW_TRACKI
 
 from __future__ import annotations
 
+import os
+
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -52,6 +54,14 @@ class ApiSettings(BaseSettings):
         validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
         description="S3 endpoint for s3:// artifact URIs (unset: AWS itself).",
     )
+    model_threads: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "Threads of the model's native code (OpenMP, BLAS) per prediction. 1 is fastest for single records "
+            "with one worker per core: thread hand-offs cost more than they save and stall when cores are busy."
+        ),
+    )
     request_log: bool = Field(default=True, description="Write one JSON log line per request.")
     log_level: str = Field(default="INFO", description="Level of the service's own loggers.")
     setup_hint: str = Field(
@@ -62,6 +72,15 @@ class ApiSettings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else None
+
+    def apply_thread_limits(self) -> None:
+        """Export ``OMP_NUM_THREADS`` and friends (unless already set) before the model's libraries load.
+
+        OpenMP reads its thread count when it starts, per thread, so an environment variable set before
+        scikit-learn is imported is the one setting that reaches the thread that predicts.
+        """
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, str(self.model_threads))
 
     def cache_key(self) -> tuple[str | None, str, str]:
         """What identifies the served model: two settings with the same key share one model store."""

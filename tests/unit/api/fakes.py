@@ -1,0 +1,60 @@
+"""An in-memory stand-in for the MLflow registry: versions are directories saved by ``mlflow.sklearn.save_model``."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from api.registry_client import ModelNotFoundError, ModelRef, RegistryUnavailableError
+
+
+class FakeRegistry:
+    """Implements :class:`api.model_store.ModelSource`; tests move the alias and switch the registry off."""
+
+    def __init__(self, name: str = "test_model", alias: str = "champion") -> None:
+        self.name = name
+        self.alias = alias
+        self.versions: dict[str, Path] = {}
+        self.alias_version: str | None = None
+        self.down = False
+        self.resolves = 0
+        self.fetches = 0
+        self._lock = threading.Lock()
+
+    @property
+    def description(self) -> str:
+        return f"models:/{self.name}@{self.alias} on the fake registry"
+
+    def publish(self, version: str, model_dir: Path, promote: bool = True) -> None:
+        with self._lock:
+            self.versions[version] = model_dir
+            if promote:
+                self.alias_version = version
+
+    def promote(self, version: str) -> None:
+        with self._lock:
+            self.alias_version = version
+
+    def resolve(self) -> ModelRef:
+        self.resolves += 1
+        if self.down:
+            raise RegistryUnavailableError("cannot reach MLflow at http://fake: connection refused")
+        version = self.alias_version
+        if version is None:
+            raise ModelNotFoundError(f"no version of registered model {self.name!r} holds the alias {self.alias!r}")
+        return ModelRef(
+            name=self.name,
+            version=version,
+            alias=self.alias,
+            source=f"models:/m-{version}",
+            artifact_uri=self.versions[version].as_uri(),
+            run_id=f"run-{version}",
+            model_id=f"m-{version}",
+            tags={"mlops.data_version": f"v-{version}"},
+        )
+
+    def fetch(self, ref: ModelRef, filename: str) -> bytes:
+        self.fetches += 1
+        if self.down:
+            raise RegistryUnavailableError("cannot reach the artifact store: connection refused")
+        return (self.versions[ref.version] / filename).read_bytes()
