@@ -236,6 +236,7 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
     example = test[spec.feature_names].head(3)
     signature = infer_signature(example, model.predict(to_matrix(example, spec)))
 
+    mlflow.set_experiment(experiment_id=handle.experiment_id)  # the fluent API checks the active experiment
     with mlflow.start_run(run_id=handle.parent_run_id):
         mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
         mlflow.log_metrics(
