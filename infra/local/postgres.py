@@ -196,6 +196,29 @@ def initdb(
         raise RuntimeError(f"initdb failed (exit {result.returncode}); see {log}:\n{tail}")
 
 
+def clear_stale_pidfile(data_dir: Path) -> bool:
+    """Remove ``postmaster.pid`` if no live postgres serves ``data_dir`` (after a kill or a reboot).
+
+    Postgres refuses to start while the file names a live process, and after a reboot that PID may belong to
+    an unrelated process. Call only when none of this stack's processes run.
+    """
+    pidfile = data_dir / "postmaster.pid"
+    try:
+        pid = int(pidfile.read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        import psutil
+
+        proc = psutil.Process(pid)
+        if proc.name() == "postgres" and str(data_dir) in " ".join(proc.cmdline()):
+            return False
+    except Exception:  # no such process, or not ours to inspect
+        pass
+    pidfile.unlink(missing_ok=True)
+    return True
+
+
 def server_command(binaries: PgBinaries, data_dir: Path, port: int, host: str) -> list[str]:
     """The postgres server in the foreground: TCP on ``host:port`` only, logs to stderr."""
     settings = {

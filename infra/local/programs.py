@@ -60,6 +60,10 @@ class Program:
     user: str | None = None
     oneshot: bool = False  # runs to completion (exit 0) instead of staying up
     stopsignal: str = "TERM"
+    #: Signal the whole process group on stop. Off by default: Airflow and Postgres orchestrate their own
+    #: children on SIGTERM/SIGINT, and a signal sent to those children directly disturbs that (the triggerer
+    #: then waits 10 s). Whatever outlives ``stopwaitsecs`` is SIGKILLed as a group in any case.
+    stopasgroup: bool = False
     stopwaitsecs: int = 20
     startsecs: int = 2
     startretries: int = 3
@@ -218,8 +222,14 @@ def build_s3(ctx: BuildContext) -> LocalService:
 def build_mlflow(ctx: BuildContext) -> LocalService:
     """``mlflow server`` configured entirely by the catalog's environment."""
     env = catalog.mlflow_server_env(ctx.topo, ctx.creds)
+    # `mlflow server` runs uvicorn as a child and does not forward SIGTERM to it: signal the group.
     program = Program(
-        catalog.MLFLOW, _catalog_command(ctx, catalog.MLFLOW), env=env, directory=ctx.paths.mlflow, startsecs=3
+        catalog.MLFLOW,
+        _catalog_command(ctx, catalog.MLFLOW),
+        env=env,
+        directory=ctx.paths.mlflow,
+        startsecs=3,
+        stopasgroup=True,
     )
     return LocalService(catalog.MLFLOW, program)
 

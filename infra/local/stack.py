@@ -206,12 +206,16 @@ class Stack:
                 self._out("configuration changed: restarting the stack (data is kept)")
                 self.down()
         if not self.is_running():
-            for f in clear_stale(self.paths):
-                self._out(f"removed stale {f}")
-            orphans = stack_processes(self.paths)
+            orphans = stack_processes(self.paths)  # before clear_stale: it may use the stale pidfile
             if orphans:
                 self._out(f"terminating {len(orphans)} orphaned process(es) of a previous run")
-                terminate(orphans)
+                killed = terminate(orphans)
+                if killed:
+                    self._out(f"had to SIGKILL {killed}")
+            for f in clear_stale(self.paths):
+                self._out(f"removed stale {f}")
+            if postgres.clear_stale_pidfile(self.paths.postgres_data):
+                self._out("removed a stale postmaster.pid")
             self.paths.supervisord_conf.write_text(conf)
             launch(self.paths, supervisord_env(self.paths, secret_env))
             self._out(f"supervisord started ({self.paths.supervisord_conf})")
@@ -379,7 +383,7 @@ class Stack:
         elif pid is not None:  # alive but not answering
             self._out(f"supervisord {pid} does not answer: terminating it")
             terminate([psutil.Process(pid)])
-        orphans = stack_processes(self.paths)
+        orphans = stack_processes(self.paths, session=pid)
         if orphans:
             names = ", ".join(f"{p.pid}:{p.name()}" for p in orphans if p.is_running())
             self._out(f"terminating {len(orphans)} process(es) left behind: {names}")
@@ -404,12 +408,14 @@ class Stack:
                 if n not in catalog.SERVICES
                 or not any(n in catalog.SERVICES[m].depends_on for m in running if m in catalog.SERVICES)
             ]
+            t = time.monotonic()
             for n in wave:
                 client.stop(n)
             while True:
                 info = client.all_info()
                 left = [n for n in wave if info[n].state not in STOPPED_STATES]
                 if not left:
+                    self._out(f"  stopped {', '.join(sorted(wave))} in {time.monotonic() - t:.1f} s")
                     break
                 if time.monotonic() > deadline:
                     self._out(f"stop timeout: {left} still running; supervisord will kill them")

@@ -158,7 +158,7 @@ def render_config(programs: list[Program], paths: StatePaths, secrets: list[str]
             "exitcodes=0",
             f"stopsignal={prog.stopsignal}",
             f"stopwaitsecs={prog.stopwaitsecs}",
-            "stopasgroup=true",
+            f"stopasgroup={'true' if prog.stopasgroup else 'false'}",
             "killasgroup=true",
             "redirect_stderr=true",
             f"stdout_logfile={log}",
@@ -330,18 +330,56 @@ def launch(paths: StatePaths, env: dict[str, str], timeout: float = 30.0) -> Sup
     return client
 
 
-def stack_processes(paths: StatePaths, exclude: Iterable[int] = ()) -> list[psutil.Process]:
-    """Every live process started for this stack (found by the marker in its environment)."""
-    skip = {os.getpid(), *exclude}
-    found = []
+def _sid(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
+def _cwd_inside(proc: psutil.Process, root: Path) -> bool:
+    try:
+        return Path(proc.cwd()).is_relative_to(root)
+    except (psutil.Error, OSError, ValueError):
+        return False
+
+
+def stack_processes(paths: StatePaths, session: int | None = None) -> list[psutil.Process]:
+    """Every live process started for this stack, supervisord included, even if orphaned.
+
+    A process is this stack's if its environment carries the stack's marker, or if it belongs to the
+    session of such a process or of ``session`` (this stack's supervisord, known alive: supervisord starts
+    a session when it daemonizes and every program and descendant stays in it). The session test finds
+    the processes that rewrite their environment block with their title (Postgres backends, Airflow's API
+    server and executor workers). Without a known session, a process in the session named by a stale
+    pidfile counts only if its working directory is inside the state directory (after a reboot that PID
+    may lead an unrelated session).
+    """
+    root = paths.root
+    me, my_sid = os.getpid(), _sid(0)
+    marked: list[psutil.Process] = []
+    rest: list[psutil.Process] = []
     for proc in psutil.process_iter(["pid"]):
-        if proc.pid in skip:
+        if proc.pid == me:
             continue
         try:
-            if proc.environ().get(STACK_MARKER_ENV) == str(paths.root):
-                found.append(proc)
+            env = proc.environ()
         except (psutil.Error, OSError):
+            env = {}
+        (marked if env.get(STACK_MARKER_ENV) == str(root) else rest).append(proc)
+    sids = {_sid(p.pid) for p in marked} | ({session} if session else set())
+    sids -= {None, my_sid}
+    stale = None
+    if session is None:
+        with contextlib.suppress(OSError, ValueError):
+            stale = int(paths.supervisord_pid.read_text().strip())
+    found = list(marked)
+    for proc in rest:
+        sid = _sid(proc.pid)
+        if sid is None or sid == my_sid:
             continue
+        if sid in sids or (stale is not None and sid == stale and _cwd_inside(proc, root)):
+            found.append(proc)
     return found
 
 

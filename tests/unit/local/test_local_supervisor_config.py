@@ -88,7 +88,7 @@ def test_program_options(tmp_path: Path) -> None:
     progs = [
         Program("db", ["/db"], stopsignal="INT", stopwaitsecs=30, user=None),
         Program("job", ["/job"], oneshot=True),
-        Program("srv", ["/srv"], startsecs=5),
+        Program("srv", ["/srv"], startsecs=5, stopasgroup=True),
     ]
     paths = StatePaths(tmp_path)
     conf, _ = render_config(progs, paths, [])
@@ -99,7 +99,8 @@ def test_program_options(tmp_path: Path) -> None:
     assert parsed["srv"].autorestart is not False and parsed["srv"].startsecs == 5
     for p in parsed.values():
         assert p.autostart is False
-        assert p.stopasgroup and p.killasgroup
+        assert p.killasgroup
+        assert p.stopasgroup == (p.name == "srv")
         assert p.stdout_logfile == str(paths.log(p.name))
         assert p.redirect_stderr
     # priorities follow the given (start) order, so supervisord's own shutdown is in reverse order

@@ -1,0 +1,94 @@
+"""Integration fixtures: one isolated embedded stack for the whole session.
+
+The stack lives in a fresh directory under /tmp (short: supervisord's unix socket path is limited) on free
+ports, SeaweedFS' internal ports included, so it runs next to a developer's stack on the default ports. It is
+always destroyed at the end, also when start-up or a test fails. Its DAG folder holds only the tiny DAG
+below, so these tests do not depend on the project's DAGs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.local import Stack, StackSettings, allocate_ports
+
+TEST_DAG_ID = "stack_test_dag"
+TEST_DAG = f'''
+"""Two tasks, no dependencies outside Airflow: proves the scheduler, the executor and the API work."""
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="{TEST_DAG_ID}", schedule=None, start_date=pendulum.datetime(2024, 1, 1), catchup=False)
+def stack_test_dag():
+    @task
+    def produce():
+        return 41
+
+    @task
+    def consume(x):
+        assert x == 41
+        return x + 1
+
+    consume(produce())
+
+
+stack_test_dag()
+'''
+
+
+@pytest.fixture(scope="session")
+def test_dag_id() -> str:
+    """Id of the tiny DAG in the test stack's DAG folder."""
+    return TEST_DAG_ID
+
+
+@pytest.fixture(scope="session")
+def stack_root() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="mlops-stack-", dir="/tmp"))
+    root.chmod(0o711)  # Postgres runs as another OS user when we are root: it must traverse this directory
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack_settings(stack_root: Path) -> StackSettings:
+    dags = stack_root / "dags"
+    dags.mkdir()
+    (dags / f"{TEST_DAG_ID}.py").write_text(TEST_DAG)
+    return StackSettings(state_dir=stack_root / "state", dags_folder=dags, **allocate_ports())
+
+
+@pytest.fixture(scope="session")
+def stack(stack_settings: StackSettings) -> Iterator[Stack]:
+    """An isolated stack, up and healthy; destroyed at the end whatever happens."""
+    s = Stack(stack_settings, out=lambda msg: print(f"[stack] {msg}", flush=True))
+    try:
+        timings = s.up()
+        s.first_up_timings = timings  # type: ignore[attr-defined]
+        yield s
+    finally:
+        try:
+            s.destroy()
+        except Exception as e:  # still try to leave nothing behind
+            print(f"[stack] destroy failed: {e}", file=sys.stderr)
+            from infra.local.supervisor import stack_processes, terminate
+
+            terminate(stack_processes(s.paths))
+            shutil.rmtree(s.paths.root, ignore_errors=True)
+
+
+@pytest.fixture
+def up_stack(stack: Stack) -> Stack:
+    """The session stack, (re)started if a previous test left it down (``up`` is idempotent and fast)."""
+    stack.up()
+    return stack
