@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from mangum import Mangum
 
+from api.logs import configure_logging
 from api.main import create_app
 from api.model_store import ModelStore, get_shared_store
 from api.settings import ApiSettings
@@ -30,5 +31,6 @@ def build_handler(settings: ApiSettings | None = None, store: ModelStore | None 
 
 settings = ApiSettings()
 settings.apply_thread_limits()
+configure_logging(settings.log_level)
 get_shared_store(settings).ensure_loaded()  # the cold start's model load, in the init phase
 handler = build_handler(settings)
