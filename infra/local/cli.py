@@ -103,7 +103,10 @@ def logs(
         files = [stack.log_path(service)]
         if not files[0].exists():
             known = sorted(p.stem for p in logdir.glob("*.log"))
-            _die(ValueError(f"no log for {service!r} in {logdir}; known: {', '.join(known) or 'none'}"))
+            matches = [k for k in known if service in k]
+            if len(matches) != 1:  # "scheduler" is enough for airflow-scheduler
+                _die(ValueError(f"no log for {service!r} in {logdir}; known: {', '.join(known) or 'none'}"))
+            files = [stack.log_path(matches[0])]
     else:
         files = sorted(logdir.glob("*.log"))
     for f in files:

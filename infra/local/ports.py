@@ -31,6 +31,19 @@ def port_is_listening(port: int, host: str = HOST, timeout: float = 0.5) -> bool
     return False
 
 
+def listener_of(port: int) -> str:
+    """``(by <name> pid <pid>)`` of the process listening on ``port``, when we may know it."""
+    try:
+        import psutil
+
+        for c in psutil.net_connections(kind="inet"):
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid:
+                return f"(by {psutil.Process(c.pid).name()} pid {c.pid})"
+    except Exception:  # psutil may need privileges to see other users' sockets
+        pass
+    return ""
+
+
 def _hold(port: int, held: list[socket.socket]) -> bool:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:

@@ -151,3 +151,16 @@ class StackSettings(BaseSettings):
         else:
             ports["minio console"] = self.minio_console_port
         return ports
+
+    def ports_of(self, services: list[str]) -> dict[str, int]:
+        """The ports the given services listen on when running, by owner (internal S3 ports included)."""
+        ports = {n: getattr(self, CATALOG_PORT_FIELDS[p]) for n in services if (p := catalog.SERVICES[n].port)}
+        if catalog.S3 in services:
+            if self.s3_backend == "seaweedfs":
+                for server, (http, grpc) in self.seaweed_ports().items():
+                    if server != "s3":
+                        ports[f"seaweedfs {server}"] = http
+                    ports[f"seaweedfs {server} grpc"] = grpc
+            else:
+                ports["minio console"] = self.minio_console_port
+        return ports

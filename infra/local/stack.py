@@ -26,6 +26,7 @@ from infra import catalog
 from infra.local import health, postgres
 from infra.local.airflow_client import AirflowClient, DagRunProgress
 from infra.local.layout import StatePaths, load_or_create_credentials, write_private
+from infra.local.ports import listener_of, port_is_free
 from infra.local.programs import (
     BuildContext,
     LocalService,
@@ -216,6 +217,7 @@ class Stack:
                 self._out(f"removed stale {f}")
             if postgres.clear_stale_pidfile(self.paths.postgres_data):
                 self._out("removed a stale postmaster.pid")
+            self._check_ports_free(list(services))
             self.paths.supervisord_conf.write_text(conf)
             launch(self.paths, supervisord_env(self.paths, secret_env))
             self._out(f"supervisord started ({self.paths.supervisord_conf})")
@@ -224,6 +226,20 @@ class Stack:
         timings["total"] = time.monotonic() - t0
         self._out(f"all {len(services)} services healthy in {timings['total']:.1f} s")
         return timings
+
+    def _check_ports_free(self, services: list[str]) -> None:
+        """Fail before starting anything if a port of ours is taken (e.g. by another stack on the defaults).
+
+        Otherwise another server could even pass our health check in place of the process we start.
+        """
+        busy = {owner: port for owner, port in self.settings.ports_of(services).items() if not port_is_free(port)}
+        if busy:
+            lines = [f"  {owner}: {port} {listener_of(port)}" for owner, port in busy.items()]
+            raise StackError(
+                "port(s) already in use, the stack cannot start:\n"
+                + "\n".join(lines)
+                + "\nstop what uses them or choose other ports (MLOPS_STACK_<NAME>_PORT)"
+            )
 
     def _ready(self, name: str) -> health.Health:
         """Start-up readiness: the catalog health check, except for Postgres and S3.

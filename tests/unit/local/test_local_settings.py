@@ -87,3 +87,16 @@ def test_api_switch_defaults_to_whether_the_app_exists(monkeypatch: pytest.Monke
 
 def test_every_catalog_service_has_a_switch() -> None:
     assert set(StackSettings().enabled()) == set(catalog.SERVICES)
+
+
+def test_ports_of_running_services() -> None:
+    s = StackSettings()
+    ports = s.ports_of([catalog.POSTGRES, catalog.S3])
+    assert ports[catalog.POSTGRES] == s.postgres_port
+    assert ports[catalog.S3] == s.s3_port
+    assert ports["seaweedfs s3 grpc"] == s.s3_port + GRPC_OFFSET
+    assert ports["seaweedfs master"] == s.seaweed_master_port
+    assert catalog.MLFLOW not in ports
+    assert set(ports.values()) <= set(s.listening_ports().values())
+    minio = StackSettings(s3_backend="minio").ports_of([catalog.S3])
+    assert minio == {catalog.S3: s.s3_port, "minio console": s.minio_console_port}

@@ -1,0 +1,57 @@
+"""Stack operations that need no running service: a never-started stack, refusals, a busy port."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from infra import catalog
+from infra.local import Stack, StackError, StackSettings, allocate_ports
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Stack:
+    return Stack(
+        StackSettings(state_dir=tmp_path / "state", dags_folder=tmp_path, enable_api=False, **allocate_ports())
+    )
+
+
+def test_status_of_a_stack_never_started(stack: Stack) -> None:
+    st = stack.status()
+    assert st["supervisord"] == {"running": False, "pid": None}
+    assert st["healthy"] is False
+    assert set(st["services"]) == set(stack.services())
+    for s in st["services"].values():
+        assert s["state"] == "NOT STARTED" and not s["healthy"]
+
+
+def test_down_and_destroy_of_a_stack_never_started(stack: Stack) -> None:
+    stack.down()
+    stack.destroy()
+    assert not stack.paths.root.exists()
+
+
+def test_destroy_refuses_a_directory_that_is_not_a_stack(tmp_path: Path) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("...")
+    stack = Stack(StackSettings(state_dir=precious, dags_folder=tmp_path, **allocate_ports()))
+    with pytest.raises(StackError, match="refusing"):
+        stack.destroy()
+    assert (precious / "thesis.tex").exists()
+
+
+def test_credentials_before_up(stack: Stack) -> None:
+    with pytest.raises(StackError, match="run `up` first"):
+        stack.credentials()
+
+
+def test_busy_port_fails_before_starting_anything(stack: Stack) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", stack.settings.mlflow_port))
+        blocker.listen()
+        with pytest.raises(StackError, match=rf"{catalog.MLFLOW}: {stack.settings.mlflow_port}"):
+            stack._check_ports_free(stack.services())
+    stack._check_ports_free(stack.services())
