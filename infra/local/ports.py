@@ -15,8 +15,13 @@ PAIRED_RANGE = (20000, 30000)
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
-    """Whether nothing listens on ``host:port`` (a bind succeeds)."""
+    """Whether a server could listen on ``host:port`` now.
+
+    Binds with SO_REUSEADDR, as servers do, so connections in TIME_WAIT (e.g. right after ``down``) do not
+    count; a listening socket, on this address or on 0.0.0.0, does.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

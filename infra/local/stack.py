@@ -12,10 +12,11 @@ stack.destroy()               # stop everything and delete the state directory
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,43 @@ class Stack:
         self.topology = self.settings.topology()
         self._out = out or (lambda _msg: None)
         self._creds: catalog.Credentials | None = None
+        self._lock_depth = 0
+
+    @contextlib.contextmanager
+    def locked(self, timeout: float | None = None, create: bool = True) -> Iterator[None]:
+        """Hold this stack's lock (``up``/``down``/``destroy`` of two processes must not interleave).
+
+        Re-entrant within one :class:`Stack`; waits at most ``timeout`` seconds for another holder. Without
+        ``create``, a missing state directory is not created (there is nothing to protect).
+        """
+        if self._lock_depth or (not create and not self.paths.root.is_dir()):
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        timeout = timeout if timeout is not None else 2 * self.settings.health_timeout_s + 60
+        fd = os.open(self.paths.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StackError(f"another up/down/destroy holds {self.paths.root / '.lock'}") from None
+                    time.sleep(0.5)
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
     # ------------------------------------------------------------------------------------------------------
     # Accessors
@@ -188,6 +226,11 @@ class Stack:
     # up
     # ------------------------------------------------------------------------------------------------------
     def up(self) -> dict[str, float]:
+        """Start the stack (see :meth:`_up`); serialised with other up/down/destroy calls on this state dir."""
+        with self.locked():
+            return self._up()
+
+    def _up(self) -> dict[str, float]:
         """Start every enabled service not yet running, in dependency order.
 
         Each service starts once the services it needs are healthy, and counts as up once its own catalog
@@ -377,6 +420,11 @@ class Stack:
     # down / destroy
     # ------------------------------------------------------------------------------------------------------
     def down(self) -> float:
+        """Stop the stack, keep the data (see :meth:`_down`); returns the seconds it took."""
+        with self.locked(create=False):
+            return self._down()
+
+    def _down(self) -> float:
         """Stop every process and supervisord; keep all data. Returns the seconds it took.
 
         Programs stop in reverse dependency order (their stop signal, then SIGKILL after their bound); then
@@ -454,11 +502,16 @@ class Stack:
                     sock.unlink()
 
     def destroy(self) -> None:
+        """Stop the stack and delete its state directory (see :meth:`_destroy`)."""
+        with self.locked(create=False):
+            self._destroy()
+
+    def _destroy(self) -> None:
         """Stop the stack and delete its state directory (all data, logs and credentials)."""
         self.down()
         root = self.paths.root
         if root.exists():
-            if not self.paths.is_stack_dir() and any(root.iterdir()):
+            if not self.paths.is_stack_dir() and any(p.name != ".lock" for p in root.iterdir()):
                 raise StackError(f"refusing to delete {root}: it is not a stack state directory ({self.paths.marker})")
             shutil.rmtree(root)
             self._out(f"deleted {root}")

@@ -10,6 +10,8 @@ import pytest
 
 from infra.local.airflow_client import AirflowClient, AirflowError, DagRunProgress
 
+pytestmark = pytest.mark.unit
+
 
 class FakeAirflow:
     """Just enough of /auth/token and /api/v2 for the client."""

@@ -14,6 +14,8 @@ from infra import catalog
 from infra.local import programs
 from infra.local.programs import AIRFLOW_MIGRATE, LAUNCHER, BuildContext, build_services
 
+pytestmark = pytest.mark.unit
+
 
 def strip_launcher(cmd: list[str]) -> list[str]:
     """The command without the leftover-reaping launcher, with the program name instead of its path."""

@@ -14,6 +14,8 @@ from infra import catalog
 from infra.local import health
 from infra.local.stack import tail
 
+pytestmark = pytest.mark.unit
+
 
 def doc(status: str = "healthy", beat: datetime | None = None) -> dict:
     beat = beat or datetime.now(UTC)

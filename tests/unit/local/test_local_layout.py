@@ -11,6 +11,8 @@ import pytest
 from infra import catalog
 from infra.local.layout import StatePaths, load_or_create_credentials, write_private
 
+pytestmark = pytest.mark.unit
+
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)

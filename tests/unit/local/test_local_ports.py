@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from infra.local.ports import allocate_ports, port_is_free, port_is_listening
 from infra.local.settings import GRPC_OFFSET, SEAWEED_PORT_FIELDS, StackSettings
+
+pytestmark = pytest.mark.unit
 
 
 def test_allocated_ports_are_distinct_free_and_accepted_by_settings() -> None:

@@ -10,6 +10,8 @@ from pydantic import ValidationError
 from infra import catalog
 from infra.local.settings import GRPC_OFFSET, REPO_ROOT, StackSettings
 
+pytestmark = pytest.mark.unit
+
 
 def test_defaults_come_from_the_catalog() -> None:
     s = StackSettings()

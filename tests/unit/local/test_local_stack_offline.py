@@ -10,6 +10,8 @@ import pytest
 from infra import catalog
 from infra.local import Stack, StackError, StackSettings, allocate_ports
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Stack:
@@ -55,3 +57,19 @@ def test_busy_port_fails_before_starting_anything(stack: Stack) -> None:
         with pytest.raises(StackError, match=rf"{catalog.MLFLOW}: {stack.settings.mlflow_port}"):
             stack._check_ports_free(stack.services())
     stack._check_ports_free(stack.services())
+
+
+def test_down_of_a_missing_state_dir_creates_nothing(stack: Stack) -> None:
+    stack.down()
+    assert not stack.paths.root.exists()
+
+
+def test_the_lock_excludes_a_second_holder(stack: Stack) -> None:
+    other = Stack(stack.settings)
+    with stack.locked():
+        with stack.locked():  # re-entrant
+            pass
+        with pytest.raises(StackError, match="holds"), other.locked(timeout=0.2):
+            pass
+    with other.locked(timeout=0.2):
+        pass

@@ -20,6 +20,8 @@ from infra.local.supervisor import (
     supervisord_env,
 )
 
+pytestmark = pytest.mark.unit
+
 SECRET = "s3cr3t-Value-XYZ"
 
 
