@@ -49,6 +49,11 @@ class ApiSettings(BaseSettings):
     )
     registry_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of each MLflow or S3 request.")
     max_batch: int = Field(default=1000, ge=1, description="Most records accepted by POST /predict/batch.")
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body of POST /predict/batch; POST /predict accepts at most 64 KiB of it.",
+    )
     s3_endpoint_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL"),

@@ -22,6 +22,7 @@ from api.schemas import BatchPredictionResponse, ErrorResponse, PredictionRespon
 
 router = APIRouter(tags=["prediction"])
 
+RECORD_BODY_LIMIT = 64 * 1024
 RECORD_SCHEMA = "#/components/schemas/Record"
 BATCH_SCHEMA = "#/components/schemas/BatchRequest"
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -39,6 +40,28 @@ def _bad_batch(loc: list[str | int], msg: str, kind: str) -> Response:
     return validation_response([{"loc": loc, "field": field, "msg": msg, "type": kind}])
 
 
+class BodyTooLargeError(Exception):
+    """The request body is larger than the endpoint accepts."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused as soon as it exceeds ``limit`` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLargeError(f"the request body is {declared} bytes, more than the limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError(f"the request body is more than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(exc: BodyTooLargeError, setting: str) -> Response:
+    return _bad_batch(["body"], f"{exc} ({setting})", "too_large")
+
+
 @router.post(
     "/predict",
     summary="Predict one record",
@@ -51,8 +74,11 @@ async def predict(request: Request) -> Response:
     bundle = current_bundle(request)
     if isinstance(bundle, Response):
         return bundle
+    limit = min(RECORD_BODY_LIMIT, request.app.state.settings.max_body_bytes)
     try:
-        row = bundle.parse_record(await request.body())
+        row = bundle.parse_record(await read_body(request, limit))
+    except BodyTooLargeError as exc:
+        return _too_large(exc, "one record; use POST /predict/batch for many")
     except ValidationError as exc:
         return from_validation_error(exc)
     predictions, best = bundle.predictions(bundle.matrix([row]))
@@ -74,7 +100,9 @@ async def predict_batch(request: Request) -> Response:
     if isinstance(bundle, Response):
         return bundle
     try:
-        payload = orjson.loads(await request.body())
+        payload = orjson.loads(await read_body(request, request.app.state.settings.max_body_bytes))
+    except BodyTooLargeError as exc:
+        return _too_large(exc, "MLOPS_API_MAX_BODY_BYTES")
     except orjson.JSONDecodeError as exc:
         return _bad_batch(["body"], f"Malformed JSON: {exc}", "json_invalid")
     if not isinstance(payload, dict):

@@ -128,7 +128,11 @@ def start_registry_stack(root: Path, s3_url: str | None = None) -> RegistryStack
     root.mkdir(parents=True, exist_ok=True)
     moto = None
     if s3_url is None:
+        import logging
+
         from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request otherwise
 
         moto = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
         moto.start()

@@ -147,3 +147,19 @@ def test_mixed_spec_errors(
     client = make_client()
     _assert_422(client.post("/predict", json=body), field, *reason)
     _assert_422(client.post("/predict/batch", json={"records": [MIXED_RECORD, body]}), f"records[1].{field}", *reason)
+
+
+def test_oversized_bodies_are_refused_before_parsing(make_client: ClientFactory) -> None:
+    client = make_client(max_body_bytes=20_000)
+    huge_record = GOOD | {"padding": "x" * 70_000}
+    _assert_422(client.post("/predict", json=huge_record), "body", "more than the limit of 20000")
+    _assert_422(client.post("/predict/batch", json={"records": [GOOD] * 40}), "body", "MLOPS_API_MAX_BODY_BYTES")
+
+    def chunks() -> Any:  # no Content-Length: the limit applies while streaming
+        yield b'{"records": ['
+        for _ in range(40):
+            yield (str(GOOD).replace("'", '"') + ",").encode()
+        yield b"]}"
+
+    _assert_422(client.post("/predict/batch", content=chunks()), "body", "more than the limit")
+    assert client.post("/predict/batch", json={"records": [GOOD] * 10}).status_code == 200
