@@ -121,13 +121,16 @@ def os_user(configured: str | None = None) -> pwd.struct_passwd | None:
     return pwd.getpwnam(FALLBACK_OS_USER)
 
 
-def ensure_traversable(path: Path, user: pwd.struct_passwd) -> list[Path]:
+def ensure_traversable(path: Path, user: pwd.struct_passwd, within: Path | None = None) -> list[Path]:
     """Make every ancestor of ``path`` searchable (``x`` only, never ``r``) by ``user``; return those changed.
 
-    Postgres runs as ``user`` and must reach its data directory inside the state directory.
+    Postgres runs as ``user`` and must reach its data directory inside the state directory. ``within``
+    limits the change to ancestors inside that directory.
     """
     changed = []
     for parent in reversed(path.absolute().parents):
+        if within is not None and not parent.is_relative_to(within):
+            continue
         st = parent.stat()
         if st.st_uid == user.pw_uid or st.st_mode & stat.S_IXOTH:
             continue
