@@ -180,15 +180,15 @@ class Stack:
     def _prepare(self) -> tuple[BuildContext, dict[str, LocalService]]:
         s, p = self.settings, self.paths
         p.create()
+        if not p.credentials.exists() and (p.postgres_data / "PG_VERSION").exists():
+            raise StackError(
+                f"{p.credentials} is missing but Postgres data exists in {p.postgres_data}: its password is in "
+                f"the lost file. Restore {p.credentials.name} or `destroy` the stack."
+            )
         creds, created = load_or_create_credentials(p.credentials)
         self._creds = creds
         if created:
             self._out(f"generated credentials in {p.credentials} (mode 0600)")
-            if (p.postgres_data / "PG_VERSION").exists():
-                raise StackError(
-                    f"{p.credentials} was missing but Postgres data exists in {p.postgres_data}: its password "
-                    f"is in the lost file. Restore {p.credentials.name} or `destroy` the stack."
-                )
         services = s.enabled_services()
         if catalog.AIRFLOW_API in services and not s.dags_folder.is_dir():
             raise StackError(f"DAG folder {s.dags_folder} does not exist (MLOPS_STACK_DAGS_FOLDER)")
