@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, TypeAdapter
 
+from api.fast_pipeline import UnsupportedPipelineError, compile_pipeline, verify
 from api.model_loader import ModelFormatError, load_estimator, parse_mlmodel, sklearn_flavor
 from api.registry_client import ModelRef
 from api.schemas import record_model
@@ -66,7 +67,9 @@ class ModelBundle:
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
     served: dict[str, str] = field(default_factory=dict)
+    inference: str = "scikit-learn pipeline"
     _encoders: tuple[Callable[[Any], Any], ...] = ()
+    _predict_proba: Callable[[np.ndarray], np.ndarray] | None = None
 
     # ------------------------------------------------------------------------------------------- input
     def parse_record(self, body: bytes) -> Row:
@@ -89,8 +92,9 @@ class ModelBundle:
         """Class probabilities, columns in :attr:`classes` order."""
         from sklearn import config_context
 
+        predict = self._predict_proba or self.estimator.predict_proba
         with config_context(**self.sklearn_config):
-            return np.asarray(self.estimator.predict_proba(x))
+            return np.asarray(predict(x))
 
     def predictions(self, x: np.ndarray) -> tuple[list[dict[str, Any]], np.ndarray]:
         """One prediction dict per row (class, label, probability, probabilities) and the class indices.
@@ -128,6 +132,7 @@ class ModelBundle:
             "registered_at_ms": self.ref.created_ms,
             "loaded_at": _iso(self.loaded_at),
             "load_seconds": round(self.load_seconds, 3),
+            "inference": self.inference,
             "family": meta.get("family"),
             "metrics": {
                 "metric": meta.get("metric"),
@@ -148,7 +153,48 @@ def _iso(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-def build_bundle(ref: ModelRef, mlmodel_bytes: bytes, fetch_model: Callable[[str], bytes]) -> ModelBundle:
+def _sample_rows(bundle: ModelBundle, count: int = 64, seed: int = 0) -> list[Row]:
+    """Valid records covering every feature (and missing values where allowed), to verify the shortcut."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(count):
+        record: dict[str, Any] = {}
+        for feature in bundle.spec.features:
+            if feature.nullable and i % 4 == 1:
+                record[feature.name] = None
+            elif feature.kind is FeatureKind.BOOLEAN:
+                record[feature.name] = bool(rng.random() < 0.5)
+            elif feature.kind is FeatureKind.CATEGORICAL:
+                record[feature.name] = str(rng.choice(list(feature.categories or ())))
+            else:
+                centre = float(feature.example) if isinstance(feature.example, int | float) else 0.0
+                low = feature.minimum if feature.minimum is not None else centre - 100.0
+                high = feature.maximum if feature.maximum is not None else centre + 100.0
+                record[feature.name] = float(rng.uniform(low, high))
+        records.append(record)
+    return bundle.parse_records(records)
+
+
+def _with_shortcut(bundle: ModelBundle) -> ModelBundle:
+    """The bundle predicting through the verified NumPy preprocessing, or unchanged (with the reason)."""
+    from sklearn import config_context
+
+    categorical = {i for i, f in enumerate(bundle.spec.features) if f.kind is FeatureKind.CATEGORICAL}
+    try:
+        compiled = compile_pipeline(bundle.estimator, categorical)
+        with config_context(**bundle.sklearn_config):
+            verify(compiled, bundle.estimator, bundle.matrix(_sample_rows(bundle)))
+    except UnsupportedPipelineError as exc:
+        object.__setattr__(bundle, "inference", f"scikit-learn pipeline (no shortcut: {exc})")
+        return bundle
+    object.__setattr__(bundle, "_predict_proba", compiled.predict_proba)
+    object.__setattr__(bundle, "inference", f"{compiled.description} (verified against the pipeline)")
+    return bundle
+
+
+def build_bundle(
+    ref: ModelRef, mlmodel_bytes: bytes, fetch_model: Callable[[str], bytes], fast_preprocessing: bool = True
+) -> ModelBundle:
     """Build and self-test a bundle from ``MLmodel`` and a function that downloads a file by name.
 
     Raises :class:`ModelFormatError` when the files are not a servable model: wrong flavor or format,
@@ -196,6 +242,8 @@ def build_bundle(ref: ModelRef, mlmodel_bytes: bytes, fetch_model: Callable[[str
         served={"name": ref.name, "version": ref.version, "alias": ref.alias},
         _encoders=tuple(_encoder(f) for f in spec.features),
     )
+    if fast_preprocessing:
+        bundle = _with_shortcut(bundle)
     smoke = record.model_validate({f.name: _smoke_value(f) for f in spec.features})
     try:
         bundle.predictions(bundle.matrix([list(smoke.__dict__.values())]))

@@ -163,7 +163,9 @@ class ModelStore:
                 self._mark(now, reachable=True)
                 return RefreshResult("unchanged", f"{ref.uri} is still version {ref.version}", current)
             mlmodel = self.source.fetch(ref, MLMODEL)
-            bundle = build_bundle(ref, mlmodel, lambda name: self.source.fetch(ref, name))
+            bundle = build_bundle(
+                ref, mlmodel, lambda name: self.source.fetch(ref, name), self.settings.fast_preprocessing
+            )
         except RegistryUnavailableError as exc:
             self._mark(now, reachable=False, error=str(exc))
             log.warning("model check failed, %s: %s", _keeping(current), exc)

@@ -59,6 +59,13 @@ class ApiSettings(BaseSettings):
         validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
         description="S3 endpoint for s3:// artifact URIs (unset: AWS itself).",
     )
+    fast_preprocessing: bool = Field(
+        default=True,
+        description=(
+            "Run the pipeline's imputers, scaler and one-hot encoder as verified NumPy code (see api.fast_pipeline); "
+            "the estimator always runs in scikit-learn."
+        ),
+    )
     model_threads: int = Field(
         default=1,
         ge=1,

@@ -3,6 +3,8 @@
 One run, one champion model, three servers (each one uvicorn worker, started the same way):
 
 * **ours**: ``uvicorn api.main:app --workers 1 --no-access-log`` (the catalog's command; JSON request log on);
+* **ours, plain**: the same with ``MLOPS_API_FAST_PREPROCESSING=false`` (scikit-learn's whole pipeline runs
+  for every request, as in the minimal endpoint): shows what the verified NumPy preprocessing buys;
 * **mlflow serve**: ``mlflow models serve -m models:/<name>@champion --env-manager local --workers 1``, the
   baseline a user would reach for (``dataframe_split`` requests, class only);
 * **minimal**: a FastAPI endpoint that validates the record with a plain pydantic model and calls
@@ -253,6 +255,12 @@ def start_servers(env: dict[str, str], model_name: str, model_dir: Path, logs: P
         "/ready", logs / "ours.log",
     )  # fmt: skip
     port = free_port()
+    plain_env = env | {"MLOPS_MODEL_NAME": model_name, "MLOPS_API_FAST_PREPROCESSING": "false"}
+    servers["ours, plain"] = Server(
+        "ours, plain", [*uvicorn, "--port", str(port), "api.main:app"], plain_env, port, "/ready",
+        logs / "ours-plain.log",
+    )  # fmt: skip
+    port = free_port()
     mlflow_cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{model_name}@champion"]
     mlflow_cmd += ["--env-manager", "local", "--workers", "1", "--host", "127.0.0.1", "--port", str(port)]
     servers["mlflow serve"] = Server("mlflow serve", mlflow_cmd, env, port, "/ping", logs / "mlflow-serve.log")
@@ -355,6 +363,7 @@ def bodies(model_dir: Path) -> dict[str, bytes]:
     batch = [record] * 1000
     return {
         "ours": json.dumps(record).encode(),
+        "ours, plain": json.dumps(record).encode(),
         "minimal": json.dumps(record).encode(),
         "mlflow serve": json.dumps({"dataframe_split": {"columns": columns, "data": [list(record.values())]}}).encode(),
         "ours batch": json.dumps({"records": batch}).encode(),
@@ -364,7 +373,7 @@ def bodies(model_dir: Path) -> dict[str, bytes]:
     }
 
 
-PATHS = {"ours": "/predict", "minimal": "/predict", "mlflow serve": "/invocations"}
+PATHS = {"ours": "/predict", "ours, plain": "/predict", "minimal": "/predict", "mlflow serve": "/invocations"}
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -377,7 +386,7 @@ def report(results: dict[str, Any]) -> str:
     lines.append(f"{'server':<14}{'conc':>5}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'vs mlflow':>11}{'vs minimal':>12}")
     single = results["single"]
     for conc in results["concurrency"]:
-        for name in ("ours", "mlflow serve", "minimal"):
+        for name in single:
             r = single[name][str(conc)]
             vs_mlflow = _ratio(r["rps"], single["mlflow serve"][str(conc)]["rps"]) if name != "mlflow serve" else ""
             vs_minimal = _ratio(r["rps"], single["minimal"][str(conc)]["rps"]) if name != "minimal" else ""
