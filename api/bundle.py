@@ -168,8 +168,10 @@ def _sample_rows(bundle: ModelBundle, count: int = 64, seed: int = 0) -> list[Ro
                 record[feature.name] = str(rng.choice(list(feature.categories or ())))
             else:
                 centre = float(feature.example) if isinstance(feature.example, int | float) else 0.0
-                low = feature.minimum if feature.minimum is not None else centre - 100.0
-                high = feature.maximum if feature.maximum is not None else centre + 100.0
+                low = feature.minimum
+                if low is None:
+                    low = min(centre, feature.maximum if feature.maximum is not None else centre) - 100.0
+                high = feature.maximum if feature.maximum is not None else max(low, centre) + 100.0
                 record[feature.name] = float(rng.uniform(low, high))
         records.append(record)
     return bundle.parse_records(records)
@@ -186,6 +188,10 @@ def _with_shortcut(bundle: ModelBundle) -> ModelBundle:
             verify(compiled, bundle.estimator, bundle.matrix(_sample_rows(bundle)))
     except UnsupportedPipelineError as exc:
         object.__setattr__(bundle, "inference", f"scikit-learn pipeline (no shortcut: {exc})")
+        return bundle
+    except Exception as exc:  # anything unexpected while checking: the plain pipeline is always right
+        reason = f"verification failed: {type(exc).__name__}: {exc}"
+        object.__setattr__(bundle, "inference", f"scikit-learn pipeline (no shortcut: {reason})")
         return bundle
     object.__setattr__(bundle, "_predict_proba", compiled.predict_proba)
     object.__setattr__(bundle, "inference", f"{compiled.description} (verified against the pipeline)")

@@ -174,6 +174,11 @@ class ModelStore:
             self._mark(now, reachable=True, error=str(exc))
             log.warning("model check found nothing servable, %s: %s", _keeping(current), exc)
             return RefreshResult("failed", str(exc), current, error=exc)
+        except Exception as exc:  # a model that breaks the loader in an unforeseen way must not stop the service
+            log.exception("model check failed unexpectedly, %s", _keeping(current))
+            refused = ModelFormatError(f"the model could not be loaded: {type(exc).__name__}: {exc}")
+            self._mark(now, reachable=True, error=str(refused))
+            return RefreshResult("failed", str(refused), current, error=refused)
         self._bundle = bundle  # the atomic swap
         self._mark(now, reachable=True)
         previous = f" (was version {current.ref.version})" if current is not None else ""

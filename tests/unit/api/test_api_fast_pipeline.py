@@ -111,3 +111,25 @@ def test_verification_catches_a_difference(model_dirs: dict[str, Path]) -> None:
 def test_the_shortcut_can_be_turned_off(make_client: ClientFactory) -> None:
     assert make_client().get("/model").json()["inference"].startswith("NumPy preprocessing")
     assert make_client(fast_preprocessing=False).get("/model").json()["inference"] == "scikit-learn pipeline"
+
+
+@pytest.mark.parametrize(
+    ("minimum", "maximum", "example"),
+    [(1000.0, None, None), (None, -500.0, None), (None, None, 7.0), (5.0, 6.0, None), (None, 10.0, 50.0)],
+)
+def test_sample_records_respect_any_range(
+    model_dirs: dict[str, Path], minimum: float | None, maximum: float | None, example: float | None
+) -> None:
+    bundle = _bundle(model_dirs["bc_logreg"])
+    spec = bundle.spec  # type: ignore[attr-defined]
+    first = spec.features[0].model_copy(update={"minimum": minimum, "maximum": maximum, "example": example})
+    changed = spec.model_copy(update={"features": (first, *spec.features[1:])})
+    object.__setattr__(bundle, "spec", changed)
+    from pydantic import TypeAdapter
+
+    from api.schemas import record_model
+
+    model = record_model(changed)
+    object.__setattr__(bundle, "batch_adapter", TypeAdapter(list[model]))  # type: ignore[valid-type]
+    rows = _sample_rows(bundle, count=50)  # type: ignore[arg-type]
+    assert len(rows) == 50

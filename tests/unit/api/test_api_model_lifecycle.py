@@ -172,3 +172,23 @@ def test_an_unservable_new_version_keeps_the_old_one(
     assert response.json()["model"]["version"] == "1"
     assert client.post("/predict", json=breast_cancer_record()).json()["model"]["version"] == "1"
     assert "cloudpickle" in client.get("/ready").json()["message"]
+
+
+def test_a_model_whose_spec_example_breaks_its_own_rules_is_refused_not_fatal(
+    make_client: ClientFactory, registry: FakeRegistry, model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    import yaml
+
+    broken = tmp_path / "bad_example"
+    shutil.copytree(model_dirs["bc_logreg"], broken)
+    mlmodel = yaml.safe_load((broken / "MLmodel").read_text())
+    mlmodel["metadata"]["dataset_spec"]["features"][0]["example"] = 999.0  # above its maximum of 60
+    (broken / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    client = make_client()
+    registry.publish("5", broken)
+    response = client.post("/model/reload", headers={"X-API-Key": "test-admin-key"})
+    assert response.status_code == 409, response.text
+    assert "could not be loaded" in response.json()["detail"]
+    assert client.post("/predict", json=breast_cancer_record()).json()["model"]["version"] == "1"
