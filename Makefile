@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # every process would recompile scikit-learn, MLflow and Airflow on each start.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help venv test test-unit test-integration lint format up down destroy status logs bench clean
+.PHONY: help venv test test-unit test-integration lint format up down destroy status logs lambda-zip bench clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ status: venv ## Health of every service (JSON: make status ARGS=--json)
 
 logs: venv ## Service logs (make logs ARGS=mlflow)
 	$(STACK) logs $(ARGS)
+
+lambda-zip: venv ## Build the API's Lambda deployment zip (build/lambda/api-lambda.zip)
+	$(PY) -m api.lambda_build
 
 bench: venv ## Run all benchmarks (they print figures)
 	$(PY) bench/tuning.py

@@ -38,12 +38,23 @@ def _print_table(status: dict) -> None:
 
 
 @app.command()
-def up() -> None:
-    """Start the stack (idempotent): every service gated on the health of what it needs."""
+def up(
+    services_only: Annotated[
+        bool, typer.Option("--services-only", help="Only start the services; no training, no sample prediction.")
+    ] = False,
+    retrain: Annotated[bool, typer.Option("--retrain", help="Run the pipeline even if a champion exists.")] = False,
+) -> None:
+    """Start the stack (idempotent), train and register a champion if there is none, serve it, summarise."""
+    from infra.local.quickstart import run
+
     stack = _stack()
     typer.echo(f"starting the stack in {stack.paths.root}")
     try:
-        stack.up()
+        if services_only:
+            stack.up()
+        else:
+            run(stack, retrain=retrain, out=typer.echo)
+            return
     except (StackError, RuntimeError, ValueError, OSError) as e:
         _die(e)
     topo = stack.topology

@@ -2,8 +2,9 @@
 
 The stack lives in a fresh directory under /tmp (short: supervisord's unix socket path is limited) on free
 ports, SeaweedFS' internal ports included, so it runs next to a developer's stack on the default ports. It is
-always destroyed at the end, also when start-up or a test fails. Its DAG folder holds only the tiny DAG
-below, so these tests do not depend on the project's DAGs.
+always destroyed at the end, also when start-up or a test fails. Its DAG folder holds the project's DAGs
+(``dags/``) plus the tiny DAG below, so the stack's own tests do not depend on the project's DAGs.
+:func:`trained_stack` runs what ``make up`` runs (ETL -> training -> champion served) once per session.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from infra.local import Stack, StackSettings, allocate_ports
+from infra.local import Stack, StackSettings, allocate_ports, quickstart
+from infra.local.quickstart import QuickstartResult
 
+REPO_DAGS = Path(__file__).resolve().parents[2] / "dags"
 TEST_DAG_ID = "stack_test_dag"
 TEST_DAG = f'''
 """Two tasks, no dependencies outside Airflow: proves the scheduler, the executor and the API work."""
@@ -63,7 +66,7 @@ def stack_root() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def stack_settings(stack_root: Path) -> StackSettings:
     dags = stack_root / "dags"
-    dags.mkdir()
+    shutil.copytree(REPO_DAGS, dags, ignore=shutil.ignore_patterns("__pycache__"))
     (dags / f"{TEST_DAG_ID}.py").write_text(TEST_DAG)
     return StackSettings(state_dir=stack_root / "state", dags_folder=dags, **allocate_ports())
 
@@ -92,3 +95,10 @@ def up_stack(stack: Stack) -> Stack:
     """The session stack, (re)started if a previous test left it down (``up`` is idempotent and fast)."""
     stack.up()
     return stack
+
+
+@pytest.fixture(scope="session")
+def trained_stack(stack: Stack) -> tuple[Stack, QuickstartResult]:
+    """The session stack after what ``make up`` does: both DAGs run, a champion registered and served."""
+    stack.up()
+    return stack, quickstart.run(stack, out=lambda msg: print(f"[up] {msg}", flush=True))
