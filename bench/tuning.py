@@ -78,13 +78,11 @@ def main() -> None:
         print(f"{label:24s} {wall:7.2f} s  {args.trials / wall:6.1f} trials/s  child runs logged: {logged}")
     bare, logged = rows["bare (no logging)"][0], rows["with MLflow child runs"][0]
     ratio = logged / bare
+    storage = settings.optuna_storage.split(":")[0]
+    reference_ratio = REFERENCE["logged_s"] / REFERENCE["bare_s"]
     print()
-    print(
-        f"trials={args.trials} workers={args.workers} folds={args.folds} storage={settings.optuna_storage.split(':')[0]}"
-    )
-    print(
-        f"logging overhead ratio: {ratio:.2f}x (target <= {TARGET_RATIO}x; reference {REFERENCE['logged_s'] / REFERENCE['bare_s']:.2f}x)"
-    )
+    print(f"trials={args.trials} workers={args.workers} folds={args.folds} storage={storage}")
+    print(f"logging overhead ratio: {ratio:.2f}x (target <= {TARGET_RATIO}x; reference {reference_ratio:.2f}x)")
     print(f"logged search: {logged:.1f} s (target <= {TARGET_LOGGED_S:.0f} s; reference {REFERENCE['logged_s']} s)")
     print(f"per-trial logging cost: {(logged - bare) / args.trials * 1000:.1f} ms (reference 80-90 ms)")
     if mlflow_proc:
