@@ -53,6 +53,7 @@ LOCALSTACK_PYTHON = "3.13"
 #: The executor plugin (``LAMBDA_RUNTIME_EXECUTOR``) and its runtime-mapping variable.
 EXECUTOR_NAME = "local-process"
 PYTHONS_ENV = "MLOPS_LAMBDA_PYTHONS"
+PORTS_ENV = "MLOPS_LAMBDA_PORTS"
 VENV_NAME = "localstack-venv"
 PLUGIN_DISTRIBUTION = "mlops-localstack-lambda-executor"
 HEALTH_PATH = "/_localstack/health"
@@ -288,6 +289,7 @@ def localstack_command_and_env(
     port: int,
     *,
     lambda_pythons: Mapping[str, Path | str] | None = None,
+    lambda_ports: range | None = None,
     host: str = "127.0.0.1",
     log_level: str = "info",
     base_env: Mapping[str, str] | None = None,
@@ -301,6 +303,14 @@ def localstack_command_and_env(
       (XDG_CACHE_HOME: plux's entry-point cache);
     * Lambda through the ``local-process`` executor; ``lambda_pythons`` maps runtimes to interpreters
       (default: ``{"python3.12": <state_dir>/lambda-python3.12/bin/python}``, see :func:`ensure_lambda_runtime`);
+      ``lambda_ports`` bounds the loopback ports of the execution environments' servers (two per environment;
+      default: any free port);
+    * the gateway on ``host:port`` only: LocalStack's default server (twisted) ignores the host of
+      ``GATEWAY_LISTEN`` and listens on all interfaces, so the ``hypercorn`` server is selected, which binds it;
+    * ``LOCALSTACK_HOST=localhost:<port>``: the URLs LocalStack hands out (Function URLs
+      ``http://<id>.lambda-url.<region>.localhost:<port>/``) then need no DNS in curl and browsers, which
+      resolve ``*.localhost`` to loopback themselves (Python's resolver does not: send the request to
+      ``host:port`` with that ``Host`` header instead);
     * no DNS server, no Docker detection, no analytics, no certificate download (no internet here);
     * no persistence: the community edition has none (``PERSISTENCE=1`` is a Pro feature), so its state is
       lost at every stop and deployments must be repeated after a start.
@@ -320,7 +330,8 @@ def localstack_command_and_env(
     env.update(
         {
             "GATEWAY_LISTEN": f"{host}:{port}",
-            "LOCALSTACK_HOST": f"localhost.localstack.cloud:{port}",
+            "GATEWAY_SERVER": "hypercorn",
+            "LOCALSTACK_HOST": f"localhost:{port}",
             "DNS_ADDRESS": "0",
             "OVERRIDE_IN_DOCKER": "0",
             "DISABLE_EVENTS": "1",
@@ -335,6 +346,10 @@ def localstack_command_and_env(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if lambda_ports is not None:
+        if not lambda_ports or lambda_ports.step != 1:
+            raise ValueError(f"lambda_ports must be a non-empty range of consecutive ports, got {lambda_ports!r}")
+        env[PORTS_ENV] = f"{lambda_ports.start}-{lambda_ports.stop - 1}"
     env.update(extra_env or {})
     python = Path(venv) / "bin" / "python"
     return [str(python), "-m", "localstack.runtime.main"], env

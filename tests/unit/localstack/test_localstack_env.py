@@ -83,7 +83,9 @@ def test_command_and_env_for_host_mode(tmp_path: Path) -> None:
     )
     assert argv == [str(tmp_path / "venv" / "bin" / "python"), "-m", "localstack.runtime.main"]
     assert env["GATEWAY_LISTEN"] == "127.0.0.1:45123"
-    assert env["LOCALSTACK_HOST"] == "localhost.localstack.cloud:45123"
+    assert env["LOCALSTACK_HOST"] == "localhost:45123"  # Function URLs <id>.lambda-url.<region>.localhost:<port>
+    assert env["GATEWAY_SERVER"] == "hypercorn"  # twisted would listen on 0.0.0.0 whatever GATEWAY_LISTEN says
+    assert lsvenv.PORTS_ENV not in env  # any free port for the environments unless a range is given
     assert env["DNS_ADDRESS"] == "0"
     assert env["OVERRIDE_IN_DOCKER"] == "0"
     assert env["DISABLE_EVENTS"] == "1"
@@ -98,6 +100,19 @@ def test_command_and_env_for_host_mode(tmp_path: Path) -> None:
     assert env["PATH"] == "/usr/bin" and env["HOME"] == "/root"
     for dropped in ("SERVICES", "LOCALSTACK_AUTH_TOKEN", "VIRTUAL_ENV", "AWS_ENDPOINT_URL", "PYTHONPATH"):
         assert dropped not in env
+
+
+def test_lambda_port_range(tmp_path: Path) -> None:
+    _, env = lsvenv.localstack_command_and_env(tmp_path / "v", tmp_path / "s", 4566, lambda_ports=range(4610, 4642))
+    assert env[lsvenv.PORTS_ENV] == "4610-4641"
+    assert plugin.lambda_ports(env) == range(4610, 4642)
+    assert plugin.PORTS_ENV == lsvenv.PORTS_ENV
+    assert plugin.lambda_ports({}) is None
+    for bad in ("4610", "x-y", "10-5", "0-3"):
+        with pytest.raises(ValueError):
+            plugin.lambda_ports({plugin.PORTS_ENV: bad})
+    with pytest.raises(ValueError):
+        lsvenv.localstack_command_and_env(tmp_path / "v", tmp_path / "s", 4566, lambda_ports=range(5, 5))
 
 
 def test_python_discovery(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -249,3 +250,32 @@ def test_localstack_interop_protocol(code_dir: Path, tmp_path: Path) -> None:
     assert "init pid" in logs and "Memory Size: 256 MB" in logs
     response = json.loads(upstream.calls[2][1])
     assert response["echo"] == {"k": 1} and response["arn"] == "arn:x"
+
+
+def test_servers_bind_the_first_free_port_of_a_range() -> None:
+    from infra.localstack.plugin.mlops_localstack_lambda.runtime_api import bind_first_free
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken = s.getsockname()[1]
+        free = next(p for p in range(taken + 1, taken + 50) if _port_free(p))
+        server = bind_first_free(lambda port: RuntimeAPIServer(port=port), [taken, free])
+        try:
+            assert server.port == free
+            with pytest.raises(OSError, match="all 2 ports of the configured range are in use"):
+                bind_first_free(lambda port: RuntimeAPIServer(port=port), [taken, free])
+        finally:
+            server.close()
+    any_port = bind_first_free(lambda port: RuntimeAPIServer(port=port))
+    assert any_port.port > 0
+    any_port.close()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

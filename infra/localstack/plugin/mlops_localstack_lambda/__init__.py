@@ -26,6 +26,9 @@ EXECUTOR_NAME = "local-process"
 #: Environment variable of LocalStack's process: JSON object mapping a Lambda runtime to an interpreter that has
 #: awslambdaric installed, e.g. {"python3.12": "/state/lambda-python3.12/bin/python"}.
 PYTHONS_ENV = "MLOPS_LAMBDA_PYTHONS"
+#: Environment variable of LocalStack's process: ``"<first>-<last>"``, the loopback ports (inclusive) the executor's
+#: per-environment servers may listen on (two per execution environment). Unset: any free port.
+PORTS_ENV = "MLOPS_LAMBDA_PORTS"
 
 
 def check_localstack_version() -> str:
@@ -52,3 +55,17 @@ def lambda_pythons(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
         raise ValueError(f"{PYTHONS_ENV} must be a JSON object of runtime name -> interpreter path, got {raw!r}")
     return {str(k): v for k, v in mapping.items()}
+
+
+def lambda_ports(environ: Mapping[str, str] | None = None) -> range | None:
+    """The ports of :data:`PORTS_ENV` (``"first-last"``, inclusive) as a range; None if unset; ValueError if bad."""
+    raw = (os.environ if environ is None else environ).get(PORTS_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        first, last = (int(part) for part in raw.split("-", 1))
+    except ValueError:
+        raise ValueError(f"{PORTS_ENV} must be '<first>-<last>' (e.g. '4610-4641'), got {raw!r}") from None
+    if not 0 < first <= last < 65536:
+        raise ValueError(f"{PORTS_ENV}: {raw!r} is not a port range")
+    return range(first, last + 1)

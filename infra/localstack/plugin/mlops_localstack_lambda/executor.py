@@ -16,7 +16,8 @@ the container with:
 
 * an :class:`~.interop.LocalStackInterop` (the init's LocalStack-facing half) and a
   :class:`~.runtime_api.RuntimeAPIServer` (the init's runtime-facing half), both threads of LocalStack's
-  process on free loopback ports;
+  process on loopback ports (free ones of ``MLOPS_LAMBDA_PORTS`` when set, so that a stack knows every port
+  it listens on);
 * one process, ``<python> -m awslambdaric <handler>``, in the function's unzipped code directory, with the
   function's environment variables (``AWS_ENDPOINT_URL`` etc. point at the gateway), ``TMPDIR`` in a
   private temporary directory, and ``AWS_LAMBDA_RUNTIME_API`` pointing at the server.
@@ -41,9 +42,9 @@ from localstack.services.lambda_.invocation.executor_endpoint import ExecutorEnd
 from localstack.services.lambda_.invocation.lambda_models import FunctionVersion, InvocationResult
 from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntimeException, RuntimeExecutor
 
-from . import PYTHONS_ENV, check_localstack_version, lambda_pythons
+from . import PORTS_ENV, PYTHONS_ENV, check_localstack_version, lambda_ports, lambda_pythons
 from .interop import LocalStackInterop
-from .runtime_api import LambdaProcess
+from .runtime_api import LambdaProcess, bind_first_free
 
 check_localstack_version()
 
@@ -130,24 +131,41 @@ class LocalProcessRuntimeExecutor(RuntimeExecutor):
                 "LAMBDA_RUNTIME_DIR": str(Path(python).parent.parent),
             }
         )
-        self.interop = LocalStackInterop(
-            self.get_runtime_endpoint(),
-            self.id,
-            function_version=self.function_version.id.qualifier,
-            memory_size=int(cfg.memory_size),
-        )
-        self.function = LambdaProcess(
-            cfg.code.get_unzipped_code_location(),
-            cfg.handler,
-            python=python,
-            env=env,
-            timeout=float(cfg.timeout),
-            init_timeout=float(config.LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT),
-            log_path=self.work_dir / "runtime.log",
-            function_arn=self.function_version.qualified_arn,
-            on_ready=self.interop.report_ready,
-            on_init_error=self.interop.report_init_error,
-        )
+        ports = lambda_ports()  # the two servers of this environment listen on ports of this range, if set
+        try:
+            interop = self.interop = bind_first_free(
+                lambda port: LocalStackInterop(
+                    self.get_runtime_endpoint(),
+                    self.id,
+                    function_version=self.function_version.id.qualifier,
+                    memory_size=int(cfg.memory_size),
+                    port=port,
+                ),
+                ports,
+            )
+            self.function = bind_first_free(
+                lambda port: LambdaProcess(
+                    cfg.code.get_unzipped_code_location(),
+                    cfg.handler,
+                    python=python,
+                    env=env,
+                    timeout=float(cfg.timeout),
+                    init_timeout=float(config.LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT),
+                    log_path=self.work_dir / "runtime.log",
+                    function_arn=self.function_version.qualified_arn,
+                    on_ready=interop.report_ready,
+                    on_init_error=interop.report_init_error,
+                    port=port,
+                ),
+                ports,
+            )
+        except OSError as e:
+            raise LambdaRuntimeException(
+                f"cannot start an execution environment: {e} ({PORTS_ENV}={ports.start}-{ports.stop - 1}: "
+                "too many environments at once)"
+                if ports
+                else f"cannot start an execution environment: {e}"
+            ) from e
         self.interop.start(self.function)
         self.function.start()
         self.executor_endpoint.container_address = self.get_address()
@@ -211,5 +229,11 @@ class LocalProcessRuntimeExecutor(RuntimeExecutor):
         if not mapping:
             LOG.warning("local-process Lambda executor: %s is not set: no function can run", PYTHONS_ENV)
             return False
-        LOG.info("local-process Lambda executor (no Docker); runtimes: %s", mapping)
+        try:
+            ports = lambda_ports()
+        except ValueError as e:
+            LOG.warning("local-process Lambda executor: %s", e)
+            return False
+        where = f"ports {ports.start}-{ports.stop - 1}" if ports else "any free port"
+        LOG.info("local-process Lambda executor (no Docker); runtimes: %s; environments listen on %s", mapping, where)
         return True

@@ -43,6 +43,7 @@ Example::
 
 from __future__ import annotations
 
+import errno
 import http.server
 import json
 import logging
@@ -54,10 +55,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 LOG = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
 TIMEOUT_ERROR_TYPE = "Sandbox.Timedout"
 EXIT_ERROR_TYPE = "Runtime.ExitError"
 DEFAULT_INIT_TIMEOUT_S = 20.0  # LocalStack's LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT default
+
+_T = TypeVar("_T")
 
 _INVOCATION_PATH = re.compile(rf"^{API_PREFIX}/invocation/(?P<id>[^/]+)/(?P<kind>response|error)$")
 
@@ -98,6 +101,26 @@ class RuntimeInitError(RuntimeError):
         super().__init__(f"Lambda runtime init failed ({error_type}): {payload[:2000].decode(errors='replace')}")
         self.payload = payload
         self.error_type = error_type
+
+
+def bind_first_free(factory: Callable[[int], _T], ports: Iterable[int] | None = None) -> _T:
+    """``factory(port)`` with the first port of ``ports`` that is free (``factory(0)``: any port, if None).
+
+    ``factory`` builds a server that binds in its constructor (``http.server`` does); a port taken meanwhile
+    (``EADDRINUSE``, e.g. by a concurrently starting environment) moves on to the next one. OSError when
+    every port is taken.
+    """
+    if ports is None:
+        return factory(0)
+    tried = 0
+    for port in ports:
+        tried += 1
+        try:
+            return factory(port)
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRINUSE, f"all {tried} ports of the configured range are in use")
 
 
 def error_payload(message: str, error_type: str | None = None) -> bytes:
@@ -495,6 +518,7 @@ class LambdaProcess:
     ``awslambdaric`` installed) and the function's ``env``. Its stdout/stderr go to ``log_path`` (a file
     next to nothing else; default: ``<TMPDIR or code_dir's parent>/lambda-<pid>-<n>.log``). After a timeout or
     an exit the runtime process is replaced, as Lambda does; the next invocation waits for the new init.
+    The Runtime API server listens on ``host:port`` (0: a free port).
     """
 
     _counter = 0
@@ -513,6 +537,7 @@ class LambdaProcess:
         on_ready: Callable[[], None] | None = None,
         on_init_error: Callable[[bytes, str | None], None] | None = None,
         host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         self.code_dir = Path(code_dir)
         self.handler = handler
@@ -526,7 +551,7 @@ class LambdaProcess:
             log_path = base / f"lambda-{os.getpid()}-{LambdaProcess._counter}.log"
         self.log_path = Path(log_path)
         self.server = RuntimeAPIServer(
-            host, 0, function_arn=function_arn, on_ready=on_ready, on_init_error=on_init_error
+            host, port, function_arn=function_arn, on_ready=on_ready, on_init_error=on_init_error
         )
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.RLock()
