@@ -35,6 +35,21 @@ def _print_table(status: dict) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         typer.echo("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4][:100])
+    eps = status["services"].get(catalog.LOCALSTACK, {}).get("lambda")
+    if eps:
+        _print_lambda(eps)
+
+
+def _print_lambda(info: dict) -> None:
+    """The API deployed as a Lambda in LocalStack: both endpoints and how to call them."""
+    url, rest = info["endpoints"]["function_url"], info["endpoints"]["rest_v1"]
+    typer.echo(f"\nLambda {info['function_name']} in LocalStack (append /predict, /ready, /docs...):")
+    typer.echo(f"  Function URL     {url['url']}")
+    host = url["headers"]["Host"]
+    typer.echo(f"                   (curl and browsers resolve *.localhost; else {url['base_url']}/ + 'Host: {host}')")
+    typer.echo(f"  REST API (v1)    {rest['url']}/")
+    typer.echo(f"                   or {rest['alt_url']}/")
+    typer.echo(f"  e.g.             {url['curl']}")
 
 
 @app.command()

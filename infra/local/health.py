@@ -153,7 +153,15 @@ def check(
     started_at: float | None = None,
     airflow_doc: dict[str, Any] | None = None,
 ) -> Health:
-    """The catalog's health check of ``service``."""
+    """The catalog's health check of ``service``.
+
+    LocalStack's goes further than its catalog entry (``GET /_localstack/health``): the deployed function must
+    answer a request through its Function URL too (see :mod:`infra.local.localstack_service`).
+    """
+    if service == catalog.LOCALSTACK:
+        from infra.local import localstack_service
+
+        return localstack_service.check(topo)
     hc = catalog.SERVICES[service].health
     if hc.kind == "sql":
         return check_sql(topo, creds)

@@ -6,12 +6,14 @@ import contextlib
 import random
 import socket
 
-from infra.local.settings import CATALOG_PORT_FIELDS, GRPC_OFFSET, SEAWEED_PORT_FIELDS
+from infra.local.settings import CATALOG_PORT_FIELDS, GRPC_OFFSET, LOCALSTACK_LAMBDA_PORTS, SEAWEED_PORT_FIELDS
 
 HOST = "127.0.0.1"
 #: Ports that need a twin at ``+GRPC_OFFSET`` are drawn from here (the twin stays below 65536 and out of
 #: Linux' default ephemeral range 32768-60999 for the base port).
 PAIRED_RANGE = (20000, 30000)
+#: The block of LocalStack's Lambda environment ports is drawn from here (below the paired range).
+BLOCK_RANGE = (10000, 20000)
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
@@ -64,7 +66,8 @@ def allocate_ports(rng: random.Random | None = None, attempts: int = 2000) -> di
     """Free ports for every port field of :class:`~infra.local.settings.StackSettings`.
 
     All chosen ports (and the gRPC twins of the S3/SeaweedFS ports) are distinct and free at the time of
-    the call; they are held open until every one is chosen, so no two fields get the same port.
+    the call; they are held open until every one is chosen, so no two fields get the same port. LocalStack's
+    Lambda environments get a block of consecutive free ports (``localstack_lambda_port`` and the next ones).
     """
     rng = rng or random.SystemRandom()
     held: list[socket.socket] = []
@@ -80,6 +83,17 @@ def allocate_ports(rng: random.Random | None = None, attempts: int = 2000) -> di
                     held.pop().close()
             else:
                 raise RuntimeError(f"no free port pair (p, p+{GRPC_OFFSET}) found for {field}")
+        for _ in range(attempts):  # LocalStack's Lambda environments: a block of consecutive ports
+            base = rng.randrange(BLOCK_RANGE[0], BLOCK_RANGE[1] - LOCALSTACK_LAMBDA_PORTS)
+            mark = len(held)
+            if all(_hold(base + i, held) for i in range(LOCALSTACK_LAMBDA_PORTS)):
+                ports["localstack_lambda_port"] = base
+                break
+            for s in held[mark:]:
+                s.close()
+            del held[mark:]
+        else:
+            raise RuntimeError(f"no block of {LOCALSTACK_LAMBDA_PORTS} free consecutive ports found")
         single = [f for f in CATALOG_PORT_FIELDS.values() if f != "s3_port"] + ["minio_console_port"]
         for field in single:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

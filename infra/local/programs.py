@@ -1,9 +1,10 @@
 """The catalog's services rendered as local processes (supervisor programs).
 
 One builder per catalog service turns the catalog's command, environment and port into a :class:`Program`.
-The table :data:`BUILDERS` is the hook for services implemented elsewhere: a later step registers
-LocalStack with :func:`register_builder` (see ``infra/localstack``) and enables it with
-``MLOPS_STACK_ENABLE_LOCALSTACK=1``; nothing else here needs to change.
+The table :data:`BUILDERS` holds every builder; :func:`register_builder` replaces one (tests, other
+implementations). LocalStack's builder lives in :mod:`infra.local.localstack_service` and is imported only
+when LocalStack is enabled (``MLOPS_STACK_ENABLE_LOCALSTACK``: ``auto`` by default, i.e. when Python 3.13
+and 3.12 are installed).
 
 Local deviations from the catalog are listed explicitly in :data:`LOCAL_EXTRA_ARGS` and
 :data:`LOCAL_ENV_OVERRIDES` (each with its reason).
@@ -279,6 +280,13 @@ def build_api(ctx: BuildContext) -> LocalService:
     return LocalService(catalog.API, program)
 
 
+def build_localstack(ctx: BuildContext) -> LocalService:
+    """LocalStack in host mode with the local-process Lambda executor (see :mod:`infra.local.localstack_service`)."""
+    from infra.local import localstack_service
+
+    return localstack_service.build(ctx)
+
+
 BUILDERS: dict[str, Builder] = {
     catalog.POSTGRES: build_postgres,
     catalog.S3: build_s3,
@@ -288,12 +296,12 @@ BUILDERS: dict[str, Builder] = {
     catalog.AIRFLOW_DAG_PROCESSOR: _build_airflow_component(catalog.AIRFLOW_DAG_PROCESSOR),
     catalog.AIRFLOW_TRIGGERER: _build_airflow_component(catalog.AIRFLOW_TRIGGERER),
     catalog.API: build_api,
-    # catalog.LOCALSTACK: registered by infra/localstack via register_builder()
+    catalog.LOCALSTACK: build_localstack,
 }
 
 
 def register_builder(service: str, builder: Builder) -> None:
-    """Plug in the local process of a catalog service (e.g. LocalStack from ``infra/localstack``)."""
+    """Plug in (or replace) the local process of a catalog service."""
     if service not in catalog.SERVICES:
         raise ValueError(f"{service!r} is not a catalog service")
     BUILDERS[service] = builder

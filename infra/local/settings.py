@@ -11,6 +11,8 @@ only adds what exists solely for local processes (SeaweedFS' internal ports, the
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -29,6 +31,24 @@ GRPC_OFFSET = 10000
 CATALOG_PORT_FIELDS = {name: f"{name}_port" for name in catalog.Ports.__dataclass_fields__}
 #: Internal SeaweedFS ports (each also uses ``port + GRPC_OFFSET``).
 SEAWEED_PORT_FIELDS = ("seaweed_master_port", "seaweed_volume_port", "seaweed_filer_port", "seaweed_admin_port")
+#: Consecutive ports, from ``localstack_lambda_port``, for LocalStack's Lambda execution environments (two
+#: servers each, see infra/localstack/plugin): at most half as many environments run at once.
+LOCALSTACK_LAMBDA_PORTS = 20
+#: Python versions the LocalStack service needs: LocalStack 2026.3.0 itself, and the function's runtime.
+LOCALSTACK_PYTHONS = ("3.13", "3.12")
+
+
+def _default_localstack_envs() -> Path:
+    return Path(os.environ.get("MLOPS_LOCALSTACK_ENVS") or REPO_ROOT / ".tools" / "localstack-envs")
+
+
+@functools.cache
+def localstack_unavailable_reason() -> str | None:
+    """Why LocalStack cannot run here (a missing interpreter, explained), or None if it can."""
+    from infra.localstack import venv
+
+    problems = [venv.explain_python_search(v) for v in LOCALSTACK_PYTHONS if venv.find_python(v) is None]
+    return "; ".join(problems) or None
 
 
 class StackSettings(BaseSettings):
@@ -49,6 +69,12 @@ class StackSettings(BaseSettings):
     airflow_port: int = Field(default=catalog.DEFAULT_PORTS.airflow, ge=1, le=65535)
     api_port: int = Field(default=catalog.DEFAULT_PORTS.api, ge=1, le=65535)
     localstack_port: int = Field(default=catalog.DEFAULT_PORTS.localstack, ge=1, le=65535)
+    localstack_lambda_port: int = Field(
+        default=4610,
+        ge=1,
+        le=65536 - LOCALSTACK_LAMBDA_PORTS,
+        description=f"First of {LOCALSTACK_LAMBDA_PORTS} ports of LocalStack's Lambda execution environments.",
+    )
 
     # SeaweedFS' internal servers (all on 127.0.0.1, each with a gRPC port at +10000).
     seaweed_master_port: int = Field(default=9333, ge=1, le=65535 - GRPC_OFFSET)
@@ -68,7 +94,14 @@ class StackSettings(BaseSettings):
     enable_api: bool | None = Field(
         default=None, description="Prediction API; None = on when api/main.py exists in the repository."
     )
-    enable_localstack: bool = Field(default=False, description="LocalStack (plugged in by infra/localstack).")
+    enable_localstack: bool | Literal["auto"] = Field(
+        default="auto",
+        description="LocalStack with the API as a Lambda; 'auto' = on when Python 3.13 and 3.12 are found.",
+    )
+    localstack_envs_dir: Path = Field(
+        default_factory=_default_localstack_envs,
+        description="LocalStack's venvs (Python 3.13) and the Lambda runtime's (3.12): tools, shared by stacks.",
+    )
 
     airflow_parallelism: int = Field(default=4, ge=1)
     health_timeout_s: float = Field(default=180.0, gt=0, description="Bound on each service's start.")
@@ -85,6 +118,7 @@ class StackSettings(BaseSettings):
     def _check_ports(self) -> StackSettings:
         self.state_dir = self.state_dir.expanduser().absolute()
         self.dags_folder = self.dags_folder.expanduser().absolute()
+        self.localstack_envs_dir = self.localstack_envs_dir.expanduser().absolute()
         used: dict[int, str] = {}
         for owner, port in self.listening_ports().items():
             if port in used:
@@ -107,6 +141,24 @@ class StackSettings(BaseSettings):
         """Whether the prediction API's code exists (the app ``api.main:app``)."""
         return (REPO_ROOT / "api" / "main.py").is_file()
 
+    def localstack_enabled(self) -> bool:
+        """Whether the LocalStack service runs: as switched, or with 'auto' when it can run here."""
+        if self.enable_localstack == "auto":
+            return self.api_available() and localstack_unavailable_reason() is None
+        return bool(self.enable_localstack)
+
+    def localstack_off_reason(self) -> str | None:
+        """Why 'auto' left LocalStack off (None if it is on or was switched off explicitly)."""
+        if self.enable_localstack != "auto" or self.localstack_enabled():
+            return None
+        if not self.api_available():
+            return "the prediction API's code (api/main.py) is missing"
+        return localstack_unavailable_reason()
+
+    def lambda_ports(self) -> range:
+        """Ports of LocalStack's Lambda execution environments."""
+        return range(self.localstack_lambda_port, self.localstack_lambda_port + LOCALSTACK_LAMBDA_PORTS)
+
     def enabled(self) -> dict[str, bool]:
         """Switch of every catalog service."""
         airflow = self.enable_airflow
@@ -119,7 +171,7 @@ class StackSettings(BaseSettings):
             catalog.AIRFLOW_DAG_PROCESSOR: airflow,
             catalog.AIRFLOW_TRIGGERER: airflow,
             catalog.API: self.api_available() if self.enable_api is None else self.enable_api,
-            catalog.LOCALSTACK: self.enable_localstack,
+            catalog.LOCALSTACK: self.localstack_enabled(),
         }
 
     def enabled_services(self) -> list[str]:
@@ -150,7 +202,11 @@ class StackSettings(BaseSettings):
                 ports[f"seaweedfs {server} grpc"] = grpc
         else:
             ports["minio console"] = self.minio_console_port
+        ports.update(self._lambda_port_owners())
         return ports
+
+    def _lambda_port_owners(self) -> dict[str, int]:
+        return {f"localstack lambda environments [{i}]": p for i, p in enumerate(self.lambda_ports())}
 
     def ports_of(self, services: list[str]) -> dict[str, int]:
         """The ports the given services listen on when running, by owner (internal S3 ports included)."""
@@ -163,4 +219,6 @@ class StackSettings(BaseSettings):
                     ports[f"seaweedfs {server} grpc"] = grpc
             else:
                 ports["minio console"] = self.minio_console_port
+        if catalog.LOCALSTACK in services:
+            ports.update(self._lambda_port_owners())
         return ports

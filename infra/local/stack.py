@@ -3,6 +3,7 @@
 stack = Stack(StackSettings())
 timings = stack.up()          # start what is not running, gate each service on its health check
 stack.status()                # {"healthy": bool, "services": {name: {...}}, ...}
+stack.lambda_endpoints()      # the API as a Lambda in LocalStack: Function URL, REST API (v1), curl commands
 run_id = stack.trigger_dag("mlops_etl")
 stack.wait_for_dag_run("mlops_etl", run_id, on_progress=print)
 stack.down()                  # stop everything, keep the data
@@ -94,6 +95,7 @@ class Stack:
         self._out = out or (lambda _msg: None)
         self._creds: catalog.Credentials | None = None
         self._lock_depth = 0
+        self._lambda_job: Any = None  # localstack_service.LambdaDeployment while `up` runs
 
     @contextlib.contextmanager
     def locked(self, timeout: float | None = None, create: bool = True) -> Iterator[None]:
@@ -190,6 +192,12 @@ class Stack:
         if created:
             self._out(f"generated credentials in {p.credentials} (mode 0600)")
         services = s.enabled_services()
+        off = s.localstack_off_reason()
+        if off:
+            self._out(
+                f"LocalStack (the API as a Lambda) is off: {off}. The stack runs without it "
+                "(MLOPS_STACK_ENABLE_LOCALSTACK=0 silences this, =1 requires it)."
+            )
         if catalog.AIRFLOW_API in services and not s.dags_folder.is_dir():
             raise StackError(f"DAG folder {s.dags_folder} does not exist (MLOPS_STACK_DAGS_FOLDER)")
 
@@ -220,7 +228,11 @@ class Stack:
             write_private(p.s3_identities, seaweed_identities_json(creds))
 
         ctx = BuildContext(s, p, creds, self.topology, binaries, pg_user)
-        return ctx, build_services(ctx, services)
+        t = time.monotonic()
+        built = build_services(ctx, services)
+        if catalog.LOCALSTACK in services and time.monotonic() - t > 3:
+            self._out(f"LocalStack's environments ready in {time.monotonic() - t:.0f} s ({s.localstack_envs_dir})")
+        return ctx, built
 
     # ------------------------------------------------------------------------------------------------------
     # up
@@ -265,7 +277,17 @@ class Stack:
             launch(self.paths, supervisord_env(self.paths, secret_env))
             self._out(f"supervisord started ({self.paths.supervisord_conf})")
 
-        timings = self._start_all(services, t0)
+        if catalog.LOCALSTACK in services:
+            from infra.local.localstack_service import LambdaDeployment
+
+            # The zip is checked (and built if stale) right away, while the other services start.
+            self._lambda_job = LambdaDeployment(self.topology, self.credentials(), self._out).start()
+        try:
+            timings = self._start_all(services, t0)
+        finally:
+            if self._lambda_job is not None:
+                self._lambda_job.cancel()
+                self._lambda_job = None
         timings["total"] = time.monotonic() - t0
         self._out(f"all {len(services)} services healthy in {timings['total']:.1f} s")
         return timings
@@ -285,15 +307,19 @@ class Stack:
             )
 
     def _ready(self, name: str) -> health.Health:
-        """Start-up readiness: the catalog health check, except for Postgres and S3.
+        """Start-up readiness: the catalog health check, except for Postgres, S3 and LocalStack.
 
-        For those two it is the server answering: our databases and buckets are created right after.
+        For those it is the server answering: our databases, buckets and the Lambda are created right after.
         """
         creds = self.credentials()
         if name == catalog.POSTGRES:
             return health.check_sql(self.topology, creds, ("postgres",))
         if name == catalog.S3:
             return health.check_s3(self.topology, creds, ())
+        if name == catalog.LOCALSTACK:
+            from infra.local.localstack_service import localstack_health
+
+            return localstack_health(self.topology)
         return health.check(name, self.topology, creds)
 
     def _on_ready(self, name: str) -> None:
@@ -302,6 +328,14 @@ class Stack:
             ensure_databases(self.topology, creds)
         elif name == catalog.S3:
             ensure_buckets(self.topology, creds)
+        elif name == catalog.LOCALSTACK and self._lambda_job is not None:
+            self._lambda_job.localstack_ready()  # deploys the Lambda (LocalStack starts empty every time)
+
+    def _started_check(self, name: str) -> health.Health:
+        """Health of a started service during ``up``: LocalStack's waits for the Lambda's deployment."""
+        if name == catalog.LOCALSTACK and self._lambda_job is not None:
+            return self._lambda_job.health()
+        return health.check(name, self.topology, self.credentials())
 
     def _fail(self, name: str, program: str, what: str, last: health.Health | None, info: ProcessInfo | None):
         hc = catalog.SERVICES[name].health
@@ -398,10 +432,12 @@ class Stack:
                     if result.ok:
                         self._on_ready(name)
                         st.ready_hook_done = True
-                        result = health.check(name, self.topology, self.credentials())
+                        result = self._started_check(name)
                 else:
-                    result = health.check(name, self.topology, self.credentials())
+                    result = self._started_check(name)
                 st.last = result
+                if name == catalog.LOCALSTACK and self._lambda_job is not None and self._lambda_job.failed:
+                    self._fail(name, prog.name, "is up, but the API could not be deployed as a Lambda", result, pi)
                 if result.ok:
                     st.phase = "healthy"
                     timings[name] = time.monotonic() - t0
@@ -549,6 +585,12 @@ class Stack:
                     except Exception as e:
                         airflow_doc = {"_error": str(e)}
                 result = health.check_airflow_component(self.topology, hc.component, pi.start, airflow_doc)
+            elif name == catalog.LOCALSTACK:
+                from infra.local import localstack_service
+
+                result, eps = localstack_service.status(self.topology)
+                if eps is not None:
+                    entry["lambda"] = localstack_service.describe_endpoints(eps)
             else:
                 result = health.check(name, self.topology, creds)
             entry["healthy"] = result.ok
@@ -560,6 +602,23 @@ class Stack:
             "healthy": bool(services) and all(e["healthy"] for e in services.values()),
             "services": services,
         }
+
+    def lambda_endpoints(self) -> dict[str, dict[str, Any]]:
+        """Where the API deployed as a Lambda answers; ``{}`` unless LocalStack runs with the function deployed.
+
+        ``{"function_url": {...}, "rest_v1": {...}}``, each with ``url`` (the endpoint: the Function URL
+        ``http://<id>.lambda-url.us-east-1.localhost:<port>/``, curl and browsers resolve ``*.localhost``; the
+        REST API stage ``http://127.0.0.1:<port>/restapis/<id>/prod/_user_request_``), ``base_url`` and
+        ``headers`` (send the API's paths there, e.g. with httpx: the Function URL's base is
+        ``http://127.0.0.1:<port>`` with its ``Host`` header), ``predict_url`` and a ``curl`` command; see
+        :func:`infra.local.localstack_service.client_endpoints`.
+        """
+        if catalog.LOCALSTACK not in self.services() or not self.is_running():
+            return {}
+        from infra.local import localstack_service
+
+        eps = localstack_service.endpoints(self.topology)
+        return localstack_service.client_endpoints(eps) if eps is not None else {}
 
     def memory(self) -> dict[str, Any]:
         """Proportional set size (PSS) of supervisord's process tree, in MB: total and by program."""

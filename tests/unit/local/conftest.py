@@ -23,11 +23,20 @@ def _no_stack_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
+@pytest.fixture(autouse=True)
+def _localstack_can_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """enable_localstack='auto' sees Python 3.13 and 3.12 as found (tests of 'auto' patch it otherwise)."""
+    from infra.local import settings as settings_module
+
+    monkeypatch.setattr(settings_module, "localstack_unavailable_reason", lambda: None)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> StackSettings:
+    """A stack on a temporary state directory, LocalStack off (its builder creates venvs: tested separately)."""
     dags = tmp_path / "dags"
     dags.mkdir()
-    return StackSettings(state_dir=tmp_path / "state", dags_folder=dags, enable_api=True)
+    return StackSettings(state_dir=tmp_path / "state", dags_folder=dags, enable_api=True, enable_localstack=False)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from infra import catalog
-from infra.local.settings import GRPC_OFFSET, REPO_ROOT, StackSettings
+from infra.local.settings import GRPC_OFFSET, LOCALSTACK_LAMBDA_PORTS, REPO_ROOT, StackSettings
 
 pytestmark = pytest.mark.unit
 
@@ -64,14 +64,75 @@ def test_paired_ports_leave_room_for_the_twin() -> None:
 def test_enabled_services_follow_the_catalog_order() -> None:
     s = StackSettings(enable_api=True)
     names = s.enabled_services()
-    assert names == catalog.start_order([n for n in catalog.SERVICES if n != catalog.LOCALSTACK])
+    assert names == catalog.start_order(list(catalog.SERVICES))  # LocalStack included: 'auto' and it can run
     assert names.index(catalog.POSTGRES) < names.index(catalog.MLFLOW) < names.index(catalog.API)
+    assert names.index(catalog.S3) < names.index(catalog.LOCALSTACK)
+    without = StackSettings(enable_api=True, enable_localstack=False).enabled_services()
+    assert without == catalog.start_order([n for n in catalog.SERVICES if n != catalog.LOCALSTACK])
 
 
 def test_switches(tmp_path: Path) -> None:
-    s = StackSettings(enable_airflow=False, enable_api=False)
+    s = StackSettings(enable_airflow=False, enable_api=False, enable_localstack=False)
     assert s.enabled_services() == [catalog.POSTGRES, catalog.S3, catalog.MLFLOW]
     assert catalog.LOCALSTACK in StackSettings(enable_localstack=True).enabled_services()
+
+
+def test_localstack_is_on_by_default_where_it_can_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.local import settings as settings_module
+
+    assert StackSettings().enable_localstack == "auto"
+    assert StackSettings().localstack_enabled() and StackSettings().localstack_off_reason() is None
+    reason = "no Python 3.13 interpreter found (tried: ...)"
+    monkeypatch.setattr(settings_module, "localstack_unavailable_reason", lambda: reason)
+    off = StackSettings()
+    assert catalog.LOCALSTACK not in off.enabled_services()
+    assert off.localstack_off_reason() == reason  # `up` says so and carries on
+    assert StackSettings(enable_localstack=True).localstack_enabled()  # explicit: required (fails at up)
+    assert StackSettings(enable_localstack=False).localstack_off_reason() is None  # explicit: silent
+    monkeypatch.setattr(StackSettings, "api_available", lambda self: False)
+    assert "api/main.py" in str(StackSettings().localstack_off_reason())
+
+
+@pytest.mark.parametrize(("value", "expected"), [("auto", "auto"), ("0", False), ("1", True), ("false", False)])
+def test_localstack_switch_from_the_environment(monkeypatch: pytest.MonkeyPatch, value: str, expected: object) -> None:
+    monkeypatch.setenv("MLOPS_STACK_ENABLE_LOCALSTACK", value)
+    assert StackSettings().enable_localstack == expected
+    monkeypatch.setenv("MLOPS_STACK_ENABLE_LOCALSTACK", "sometimes")
+    with pytest.raises(ValidationError):
+        StackSettings()
+
+
+def test_localstack_unavailable_reason_explains_the_python_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.local import settings as settings_module
+    from infra.localstack import venv
+
+    monkeypatch.undo()  # the real function (the autouse fixture patched it)
+    settings_module.localstack_unavailable_reason.cache_clear()
+    monkeypatch.setattr(venv, "find_python", lambda v: None if v == "3.13" else Path("/usr/bin/python3.12"))
+    monkeypatch.setattr(venv, "explain_python_search", lambda v: f"no Python {v} interpreter found (tried: x)")
+    try:
+        assert settings_module.localstack_unavailable_reason() == "no Python 3.13 interpreter found (tried: x)"
+    finally:
+        settings_module.localstack_unavailable_reason.cache_clear()
+
+
+def test_lambda_environment_ports() -> None:
+    s = StackSettings(localstack_lambda_port=14610)
+    ports = s.lambda_ports()
+    assert ports == range(14610, 14610 + LOCALSTACK_LAMBDA_PORTS)
+    assert set(ports) <= set(s.listening_ports().values())
+    assert set(ports) <= set(s.ports_of([catalog.S3, catalog.LOCALSTACK]).values())
+    assert not set(ports) & set(s.ports_of([catalog.S3]).values())
+    with pytest.raises(ValidationError, match="used twice"):
+        StackSettings(localstack_lambda_port=catalog.DEFAULT_PORTS.localstack - 3)  # the block covers 4566
+
+
+def test_localstack_envs_are_shared_tools(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert StackSettings().localstack_envs_dir == REPO_ROOT / ".tools" / "localstack-envs"
+    monkeypatch.setenv("MLOPS_LOCALSTACK_ENVS", str(tmp_path / "envs"))
+    assert StackSettings().localstack_envs_dir == tmp_path / "envs"
+    monkeypatch.setenv("MLOPS_STACK_LOCALSTACK_ENVS_DIR", str(tmp_path / "other"))
+    assert StackSettings().localstack_envs_dir == tmp_path / "other"
 
 
 def test_a_service_needing_a_disabled_one_is_an_error() -> None:

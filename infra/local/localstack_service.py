@@ -1,0 +1,361 @@
+"""The embedded stack's LocalStack service: host mode (no Docker) with the prediction API deployed as a Lambda.
+
+* :func:`build` -- the supervised program: ``python -m localstack.runtime.main`` from LocalStack's own venv
+  (Python 3.13, ``infra/localstack/venv.py``), on 127.0.0.1 at the stack's LocalStack port, its state under
+  ``<state dir>/localstack``, Lambda functions run by the local-process executor on the runtime's venv
+  (Python 3.12), their servers on the stack's block of Lambda ports.
+* :class:`LambdaDeployment` -- what ``up`` does besides starting the program: build the zip if it is stale
+  (at once, while the other services start), deploy every resource of ``infra/lambda_resources.py`` with
+  the boto3 deployer once LocalStack answers (``infra/localstack/deploy.py``; LocalStack's community edition
+  keeps nothing across restarts, so this runs on every ``up``: a no-op when all is in place), then send the
+  function its first request through the Function URL (the cold start).
+* :func:`check` -- the service's health: LocalStack's ``GET /_localstack/health`` *and* a real request to
+  the function (``GET /health`` through its Function URL). LocalStack silently falls back to its Docker
+  executor when the plugin is missing; that fails here, with the reason.
+* :func:`endpoints` -- the Function URL and the REST API (v1) stage, read back from LocalStack.
+
+The function's environment is :func:`infra.lambda_resources.function_environment`, the builder the Pulumi
+component uses, with the stack's local :class:`~infra.catalog.Topology`: the function reaches MLflow and S3
+on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from infra import catalog
+from infra.lambda_resources import LAMBDA, LambdaSpec, function_environment
+from infra.local.health import Health, check_http
+from infra.local.programs import BuildContext, LocalService, Program
+
+#: Path requested from the function to prove it runs (the API's liveness route: no model needed).
+FUNCTION_PROBE_PATH = "/health"
+#: Bound on one request to the function (a cold start loads the champion: a few seconds).
+FUNCTION_TIMEOUT_S = 120.0
+#: Variables of supervisord's (secret) environment that LocalStack must not see: it would take them for
+#: its own AWS credentials. The function gets its own, from its configuration.
+BLANKED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+def gateway_url(topo: catalog.Topology) -> str:
+    """LocalStack's gateway, ``http://127.0.0.1:<port>``."""
+    return topo.url(catalog.LOCALSTACK)
+
+
+def build(ctx: BuildContext) -> LocalService:
+    """LocalStack as a supervised program (its environments are created or updated first, see module doc)."""
+    from infra.localstack import venv as lsvenv
+
+    envs = ctx.settings.localstack_envs_dir
+    venv = lsvenv.ensure_venv(envs)
+    runtime_python = lsvenv.ensure_lambda_runtime(envs, LAMBDA.runtime)
+    argv, env = lsvenv.localstack_command_and_env(
+        venv,
+        ctx.paths.root,
+        ctx.topo.port(catalog.LOCALSTACK),
+        lambda_pythons={LAMBDA.runtime: runtime_python},
+        lambda_ports=ctx.settings.lambda_ports(),
+        host=ctx.topo.bind_host,
+        base_env={},  # supervisord provides PATH, HOME, LANG...
+        extra_env=dict.fromkeys(BLANKED_ENV, ""),
+    )
+    program = Program(
+        catalog.LOCALSTACK,
+        argv,
+        env=env,
+        directory=ctx.paths.root / "localstack",
+        # The function runtimes are LocalStack's children in its process group: stop them with it.
+        stopasgroup=True,
+        stopwaitsecs=20,
+        startsecs=2,
+    )
+    return LocalService(catalog.LOCALSTACK, program)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Requests to the function
+# ---------------------------------------------------------------------------------------------------------
+def request_function(
+    endpoints: Any, method: str, path: str, timeout: float = FUNCTION_TIMEOUT_S, **kwargs: Any
+) -> httpx.Response:
+    """One HTTP request through the Function URL (to 127.0.0.1 with the URL's ``Host``: no DNS needed)."""
+    url, headers = endpoints.function_url_request(path)
+    headers = {**headers, **kwargs.pop("headers", {})}
+    return httpx.request(method, url, headers=headers, timeout=timeout, **kwargs)
+
+
+def _function_state(topo: catalog.Topology, spec: LambdaSpec) -> str:
+    from infra.localstack.deploy import aws_client
+
+    try:
+        cfg = aws_client("lambda", gateway_url(topo), timeout=10).get_function_configuration(
+            FunctionName=spec.function_name
+        )
+    except Exception as e:
+        return f"state unknown ({type(e).__name__})"
+    return f"state {cfg.get('State')} {cfg.get('StateReason') or ''}".strip()
+
+
+def explain_failure(detail: str) -> str:
+    """``detail``, plus the likely cause when LocalStack fell back to its Docker executor."""
+    if "docker" in detail.lower():
+        return (
+            f"{detail} -- LocalStack tried its Docker executor: the local-process executor plugin "
+            "(infra/localstack/plugin) is not installed in LocalStack's venv or failed to load; see the log"
+        )
+    return detail
+
+
+def probe_function(
+    topo: catalog.Topology, endpoints: Any, spec: LambdaSpec = LAMBDA, timeout: float = FUNCTION_TIMEOUT_S
+) -> Health:
+    """``GET /health`` through the Function URL answers 200 ``{"status": "ok"}``."""
+    t0 = time.perf_counter()
+    try:
+        r = request_function(endpoints, "GET", FUNCTION_PROBE_PATH, timeout=timeout)
+    except httpx.HTTPError as e:
+        return Health(False, explain_failure(f"{spec.function_name}: {type(e).__name__}: {e}"))
+    ms = (time.perf_counter() - t0) * 1000
+    if r.status_code == 200 and r.headers.get("content-type", "").startswith("application/json"):
+        try:
+            if r.json().get("status") == "ok":
+                detail = f"{spec.function_name} answers GET {FUNCTION_PROBE_PATH} via its Function URL ({ms:.0f} ms)"
+                return Health(True, detail)
+        except ValueError:
+            pass
+    state = _function_state(topo, spec)
+    return Health(
+        False,
+        explain_failure(
+            f"{spec.function_name}: GET {FUNCTION_PROBE_PATH} via its Function URL -> {r.status_code} "
+            f"{r.text[:200]!r}; function {state}"
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Health and endpoints
+# ---------------------------------------------------------------------------------------------------------
+def localstack_health(topo: catalog.Topology, timeout: float = 3.0) -> Health:
+    """LocalStack's own health: ``GET /_localstack/health`` answers 200 and the services we use are up."""
+    from infra.localstack.venv import HEALTH_PATH
+
+    url = topo.url(catalog.LOCALSTACK, HEALTH_PATH)
+    result = check_http(url, timeout)
+    if not result.ok:
+        return result if url in result.detail else Health(False, f"GET {url}: {result.detail}")
+    try:
+        doc = httpx.get(url, timeout=timeout).json()
+    except (httpx.HTTPError, ValueError) as e:
+        return Health(False, f"{url}: {type(e).__name__}: {e}")
+    services = doc.get("services", {})
+    wanted = ("s3", "iam", "lambda", "apigateway")
+    down = {s: services.get(s) for s in wanted if services.get(s) not in ("available", "running")}
+    if down:
+        return Health(False, f"LocalStack {doc.get('version')}: service(s) not available: {down}")
+    return Health(True, f"LocalStack {doc.get('version')} healthy")
+
+
+def status(
+    topo: catalog.Topology, spec: LambdaSpec = LAMBDA, timeout: float = FUNCTION_TIMEOUT_S
+) -> tuple[Health, Any]:
+    """``(health, endpoints or None)``: LocalStack's health and a real request to the deployed function."""
+    from infra.localstack.deploy import find_endpoints
+
+    own = localstack_health(topo)
+    if not own.ok:
+        return own, None
+    try:
+        eps = find_endpoints(gateway_url(topo), spec)
+    except Exception as e:
+        return Health(False, f"{own.detail}, but its Lambda API failed: {type(e).__name__}: {e}"), None
+    if eps is None:
+        return (
+            Health(
+                False,
+                f"{own.detail}, but {spec.function_name} is not deployed (LocalStack keeps nothing across restarts): "
+                "run `up` to deploy it",
+            ),
+            None,
+        )
+    probe = probe_function(topo, eps, spec, timeout)
+    detail = f"{own.detail}; {probe.detail}"
+    return Health(probe.ok, detail), eps
+
+
+def check(topo: catalog.Topology) -> Health:
+    """The LocalStack service's health check (see :func:`status`)."""
+    return status(topo)[0]
+
+
+def endpoints(topo: catalog.Topology, spec: LambdaSpec = LAMBDA) -> Any:
+    """The deployed function's :class:`~infra.localstack.deploy.LambdaEndpoints`, or None."""
+    from infra.localstack.deploy import find_endpoints
+
+    try:
+        return find_endpoints(gateway_url(topo), spec)
+    except Exception:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Deployment during `up`
+# ---------------------------------------------------------------------------------------------------------
+class LambdaDeployment:
+    """``up``'s Lambda job, on a thread: zip (at once), deploy (once LocalStack is ready), first request.
+
+    :meth:`health` is the start-up gate of the LocalStack service: not ok while running, ok when the function
+    answered its first request, and :attr:`failed` (with the reason) when a step failed.
+    """
+
+    def __init__(
+        self,
+        topo: catalog.Topology,
+        creds: catalog.Credentials,
+        out: Callable[[str], None],
+        spec: LambdaSpec = LAMBDA,
+    ) -> None:
+        self.topo = topo
+        self.creds = creds
+        self.spec = spec
+        self._out = out
+        self._ready = threading.Event()
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lambda-deployment", daemon=True)
+        self.phase = "checking the zip"
+        self.failed: str | None = None
+        self.done = False
+        self.timings: dict[str, float] = {}
+        self.endpoints: Any = None
+        self.changed: list[str] = []
+
+    def start(self) -> LambdaDeployment:
+        """Start the job (the zip step begins at once)."""
+        self._thread.start()
+        return self
+
+    def localstack_ready(self) -> None:
+        """LocalStack answers: the job may deploy."""
+        self._ready.set()
+
+    def cancel(self) -> None:
+        """Give up (``up`` failed elsewhere): the job stops before its next step."""
+        self._cancel.set()
+        self._ready.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the job's thread."""
+        self._thread.join(timeout)
+
+    def health(self) -> Health:
+        """Start-up gate: ok once deployed and answering."""
+        if self.failed:
+            return Health(False, self.failed)
+        if self.done:
+            t = self.timings
+            return Health(
+                True,
+                f"{self.spec.function_name} deployed ({len(self.changed)} change(s), {t.get('deploy', 0):.1f} s); "
+                f"first request via its Function URL in {t.get('first_request', 0):.1f} s",
+            )
+        return Health(False, f"Lambda: {self.phase}")
+
+    def _run(self) -> None:
+        from infra.localstack import deploy, lambda_zip
+
+        try:
+            t0 = time.monotonic()
+            package = lambda_zip.ensure_zip(self.spec, out=self._out)
+            self.timings["zip"] = time.monotonic() - t0
+            self.phase = "waiting for LocalStack"
+            self._ready.wait()
+            if self._cancel.is_set():
+                return
+            self.phase = "deploying"
+            t0 = time.monotonic()
+            result = deploy.deploy(
+                gateway_url(self.topo),
+                function_environment(self.creds, topo=self.topo),
+                spec=self.spec,
+                zip_path=package.path,
+                code_sha256=package.code_sha256,
+                timeout=FUNCTION_TIMEOUT_S,
+            )
+            self.timings["deploy"] = time.monotonic() - t0
+            self.changed, self.endpoints = result.changed, result.endpoints
+            if self._cancel.is_set():
+                return
+            self.phase = "first request (cold start)"
+            t0 = time.monotonic()
+            probe = probe_function(self.topo, result.endpoints, self.spec)
+            self.timings["first_request"] = time.monotonic() - t0
+            if not probe.ok:
+                self.failed = f"deployed, but the function does not answer: {probe.detail}"
+                return
+            self.done = True
+        except Exception as e:  # reported by the start-up gate with the service's log
+            self.failed = explain_failure(f"{self.phase} failed: {type(e).__name__}: {e}")
+
+
+def client_endpoints(eps: Any) -> dict[str, dict[str, Any]]:
+    """The two ways into the function, by name (``function_url``, ``rest_v1``), for any HTTP client.
+
+    Each: ``url`` (the endpoint as AWS would show it), ``base_url`` + ``headers`` (what to send the API's paths
+    to; the Function URL's goes to 127.0.0.1 with its ``Host`` header, so no name resolution is needed),
+    ``predict_url`` (``base_url`` + ``/predict``) and ``curl`` (a ready-to-run ``POST /predict`` command with
+    the endpoint's own URL: curl resolves ``*.localhost`` to 127.0.0.1 itself). ``rest_v1`` also gives
+    ``alt_url``, LocalStack's newer path form of the same stage.
+    """
+    local = eps.function_url_local.rstrip("/")
+    body = "-H 'Content-Type: application/json' -d @request.json"
+    return {
+        "function_url": {
+            "url": eps.function_url,
+            "base_url": local,
+            "headers": {"Host": eps.function_url_host},
+            "predict_url": f"{local}/predict",
+            "curl": f"curl -X POST {eps.function_url.rstrip('/')}/predict {body}",
+        },
+        "rest_v1": {
+            "url": eps.rest_url,
+            "alt_url": eps.execute_api_url,
+            "base_url": eps.rest_url,
+            "headers": {},
+            "predict_url": f"{eps.rest_url}/predict",
+            "curl": f"curl -X POST {eps.rest_url}/predict {body}",
+        },
+    }
+
+
+def describe_endpoints(eps: Any) -> dict[str, Any]:
+    """The deployed function for ``status``: names, ARNs and :func:`client_endpoints`."""
+    return {
+        "function_name": eps.function_name,
+        "function_arn": eps.function_arn,
+        "rest_api_id": eps.rest_api_id,
+        "stage": eps.stage,
+        "gateway": eps.gateway,
+        "endpoints": client_endpoints(eps),
+    }
+
+
+__all__ = [
+    "BLANKED_ENV",
+    "LambdaDeployment",
+    "build",
+    "check",
+    "client_endpoints",
+    "describe_endpoints",
+    "endpoints",
+    "explain_failure",
+    "gateway_url",
+    "localstack_health",
+    "probe_function",
+    "request_function",
+    "status",
+]
