@@ -21,9 +21,11 @@ on 127.0.0.1.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -101,25 +103,48 @@ def _function_state(topo: catalog.Topology, spec: LambdaSpec) -> str:
     return f"state {cfg.get('State')} {cfg.get('StateReason') or ''}".strip()
 
 
-def explain_failure(detail: str) -> str:
-    """``detail``, plus the likely cause when LocalStack fell back to its Docker executor."""
-    if "docker" in detail.lower():
+#: What LocalStack logs when ``LAMBDA_RUNTIME_EXECUTOR`` names no installed plugin (it then uses Docker, which
+#: fails here with an unrelated-looking reason, e.g. "Installation of lambda-runtime ... failed").
+DOCKER_FALLBACK_LOG = 'Falling back to "docker" runtime executor'
+
+
+def fell_back_to_docker(log_path: Path | None) -> bool:
+    """Whether LocalStack's log (its last 1 MiB) says it fell back to its Docker executor."""
+    if log_path is None:
+        return False
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - (1 << 20)))
+            return DOCKER_FALLBACK_LOG.encode() in f.read()
+    except OSError:
+        return False
+
+
+def explain_failure(detail: str, log_path: Path | None = None) -> str:
+    """``detail``, plus the cause when LocalStack fell back to its Docker executor (by the detail or its log)."""
+    if "docker" in detail.lower() or fell_back_to_docker(log_path):
         return (
-            f"{detail} -- LocalStack tried its Docker executor: the local-process executor plugin "
-            "(infra/localstack/plugin) is not installed in LocalStack's venv or failed to load; see the log"
+            f"{detail} -- LocalStack fell back to its Docker executor: the local-process executor plugin "
+            "(infra/localstack/plugin) is not installed in LocalStack's venv or failed to load; "
+            f"see {log_path or 'its log'}"
         )
     return detail
 
 
 def probe_function(
-    topo: catalog.Topology, endpoints: Any, spec: LambdaSpec = LAMBDA, timeout: float = FUNCTION_TIMEOUT_S
+    topo: catalog.Topology,
+    endpoints: Any,
+    spec: LambdaSpec = LAMBDA,
+    timeout: float = FUNCTION_TIMEOUT_S,
+    log_path: Path | None = None,
 ) -> Health:
     """``GET /health`` through the Function URL answers 200 ``{"status": "ok"}``."""
     t0 = time.perf_counter()
     try:
         r = request_function(endpoints, "GET", FUNCTION_PROBE_PATH, timeout=timeout)
     except httpx.HTTPError as e:
-        return Health(False, explain_failure(f"{spec.function_name}: {type(e).__name__}: {e}"))
+        return Health(False, explain_failure(f"{spec.function_name}: {type(e).__name__}: {e}", log_path))
     ms = (time.perf_counter() - t0) * 1000
     if r.status_code == 200 and r.headers.get("content-type", "").startswith("application/json"):
         try:
@@ -133,7 +158,8 @@ def probe_function(
         False,
         explain_failure(
             f"{spec.function_name}: GET {FUNCTION_PROBE_PATH} via its Function URL -> {r.status_code} "
-            f"{r.text[:200]!r}; function {state}"
+            f"{r.text[:200]!r}; function {state}",
+            log_path,
         ),
     )
 
@@ -162,9 +188,15 @@ def localstack_health(topo: catalog.Topology, timeout: float = 3.0) -> Health:
 
 
 def status(
-    topo: catalog.Topology, spec: LambdaSpec = LAMBDA, timeout: float = FUNCTION_TIMEOUT_S
+    topo: catalog.Topology,
+    spec: LambdaSpec = LAMBDA,
+    timeout: float = FUNCTION_TIMEOUT_S,
+    log_path: Path | None = None,
 ) -> tuple[Health, Any]:
-    """``(health, endpoints or None)``: LocalStack's health and a real request to the deployed function."""
+    """``(health, endpoints or None)``: LocalStack's health and a real request to the deployed function.
+
+    ``log_path`` (LocalStack's log) lets a failure name its cause when LocalStack fell back to Docker.
+    """
     from infra.localstack.deploy import find_endpoints
 
     own = localstack_health(topo)
@@ -183,7 +215,7 @@ def status(
             ),
             None,
         )
-    probe = probe_function(topo, eps, spec, timeout)
+    probe = probe_function(topo, eps, spec, timeout, log_path)
     detail = f"{own.detail}; {probe.detail}"
     return Health(probe.ok, detail), eps
 
@@ -219,8 +251,10 @@ class LambdaDeployment:
         creds: catalog.Credentials,
         out: Callable[[str], None],
         spec: LambdaSpec = LAMBDA,
+        log_path: Path | None = None,
     ) -> None:
         self.topo = topo
+        self.log_path = log_path
         self.creds = creds
         self.spec = spec
         self._out = out
@@ -292,14 +326,14 @@ class LambdaDeployment:
                 return
             self.phase = "first request (cold start)"
             t0 = time.monotonic()
-            probe = probe_function(self.topo, result.endpoints, self.spec)
+            probe = probe_function(self.topo, result.endpoints, self.spec, log_path=self.log_path)
             self.timings["first_request"] = time.monotonic() - t0
             if not probe.ok:
                 self.failed = f"deployed, but the function does not answer: {probe.detail}"
                 return
             self.done = True
         except Exception as e:  # reported by the start-up gate with the service's log
-            self.failed = explain_failure(f"{self.phase} failed: {type(e).__name__}: {e}")
+            self.failed = explain_failure(f"{self.phase} failed: {type(e).__name__}: {e}", self.log_path)
 
 
 def client_endpoints(eps: Any) -> dict[str, dict[str, Any]]:
@@ -353,6 +387,7 @@ __all__ = [
     "describe_endpoints",
     "endpoints",
     "explain_failure",
+    "fell_back_to_docker",
     "gateway_url",
     "localstack_health",
     "probe_function",

@@ -281,7 +281,9 @@ class Stack:
             from infra.local.localstack_service import LambdaDeployment
 
             # The zip is checked (and built if stale) right away, while the other services start.
-            self._lambda_job = LambdaDeployment(self.topology, self.credentials(), self._out).start()
+            self._lambda_job = LambdaDeployment(
+                self.topology, self.credentials(), self._out, log_path=self.paths.log(catalog.LOCALSTACK)
+            ).start()
         try:
             timings = self._start_all(services, t0)
         finally:
@@ -588,7 +590,7 @@ class Stack:
             elif name == catalog.LOCALSTACK:
                 from infra.local import localstack_service
 
-                result, eps = localstack_service.status(self.topology)
+                result, eps = localstack_service.status(self.topology, log_path=self.paths.log(name))
                 if eps is not None:
                     entry["lambda"] = localstack_service.describe_endpoints(eps)
             else:

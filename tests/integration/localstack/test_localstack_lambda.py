@@ -10,30 +10,24 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
-import socket
+import shutil
 import subprocess
 import time
 import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from infra.localstack import venv as lsvenv
+from tests.integration.localstack.localstack_helpers import LocalStack, running_localstack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-REPO = Path(__file__).resolve().parents[3]
-ENVS_DIR = Path(os.environ.get("MLOPS_LOCALSTACK_ENVS") or REPO / ".tools" / "localstack-envs")
 REGION = "us-east-1"
 FUNCTION = "hello"
 
@@ -75,85 +69,12 @@ def handler(event, context):
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _missing_pythons() -> str | None:
-    problems = [
-        lsvenv.explain_python_search(version)
-        for version in (lsvenv.LOCALSTACK_PYTHON, "3.12")
-        if lsvenv.find_python(version) is None
-    ]
-    return "; ".join(problems) or None
-
-
-@dataclass
-class LocalStack:
-    port: int
-    log_path: Path
-    start_seconds: float
-    env_seconds: float
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            config=Config(retries={"max_attempts": 1}, read_timeout=120),
-        )
-
-    def log_tail(self, n: int = 60) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-
-
 @pytest.fixture(scope="module")
 def localstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    reason = _missing_pythons()
-    if reason:
-        pytest.skip(f"LocalStack host mode needs Python 3.13 (LocalStack) and 3.12 (the function): {reason}")
-    t0 = time.monotonic()
-    venv = lsvenv.ensure_venv(ENVS_DIR)
-    runtime_python = lsvenv.ensure_lambda_runtime(ENVS_DIR, "python3.12")
-    env_seconds = time.monotonic() - t0
-    state = tmp_path_factory.mktemp("localstack")
-    port = _free_port()
-    argv, env = lsvenv.localstack_command_and_env(
-        venv, state, port, lambda_pythons={"python3.12": runtime_python}, extra_env={"LAMBDA_KEEPALIVE_MS": "60000"}
-    )
-    log_path = state / "localstack.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        t1 = time.monotonic()
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"LocalStack exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-            try:
-                with urllib.request.urlopen(lsvenv.health_url(port), timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() - t1 > 90:
-                pytest.fail(f"LocalStack not healthy after 90 s:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.1)
-        yield LocalStack(port, log_path, time.monotonic() - t1, env_seconds)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    with running_localstack(
+        tmp_path_factory.mktemp("localstack"), extra_env={"LAMBDA_KEEPALIVE_MS": "60000"}
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +173,7 @@ def test_function_url_answers(localstack: LocalStack, function_arn: str) -> None
         Principal="*",
         FunctionUrlAuthType="NONE",
     )
-    # http://<id>.lambda-url.us-east-1.localhost.localstack.cloud:<port>/ -- that name needs public DNS, so send
+    # http://<id>.lambda-url.us-east-1.localhost:<port>/ -- curl resolves *.localhost itself, Python does not: send
     # the request to the gateway with the function URL's Host header, which is what LocalStack routes on.
     host = urlsplit(url).netloc
     assert host.endswith(f":{localstack.port}"), url
@@ -261,6 +182,11 @@ def test_function_url_answers(localstack: LocalStack, function_arn: str) -> None
     doc = json.loads(body)
     assert doc["message"] == "hello"
     assert doc["path"] == "/hello/url"
+    # The URL as LocalStack reports it works as is in curl (it resolves *.localhost to 127.0.0.1 itself).
+    if shutil.which("curl"):
+        done = subprocess.run(["curl", "-sS", f"{url.rstrip('/')}/hello/curl"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["path"] == "/hello/curl"
 
 
 def test_rest_api_v1_proxy_integration(localstack: LocalStack, function_arn: str) -> None:

@@ -110,3 +110,16 @@ def test_paths_are_under_the_state_dir(ls_ctx: BuildContext) -> None:
     assert isinstance(ls_ctx.paths, StatePaths)
     prog = programs.BUILDERS[catalog.LOCALSTACK](ls_ctx).program
     assert prog.directory == ls_ctx.paths.root / "localstack"
+
+
+def test_docker_fallback_is_found_in_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "localstack.log"
+    log.write_text(
+        f"WARN runtime_executor: Invalid specified plugin name x. {localstack_service.DOCKER_FALLBACK_LOG}\n"
+    )
+    detail = localstack_service.explain_failure(
+        "function mlops-api is Failed: Installation of lambda-runtime failed", log
+    )
+    assert "fell back to its Docker executor" in detail and str(log) in detail
+    assert not localstack_service.fell_back_to_docker(tmp_path / "missing.log")
+    assert localstack_service.explain_failure("timeout", tmp_path / "missing.log") == "timeout"
