@@ -14,16 +14,19 @@ SQLite file; pass the stack's Postgres URL to measure what the DAG uses).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
 
-from bench._servers import start_mlflow, start_moto
+from bench._servers import start_mlflow, start_moto  # noqa: E402
 
 REFERENCE = {"logged_s": 37.5, "bare_s": 17.8}  # the course's reference search, 250 trials, this machine
 TARGET_LOGGED_S, TARGET_RATIO = 20.0, 1.25
@@ -71,6 +74,7 @@ def main() -> None:
     rows = {}
     for label, log_trials in (("bare (no logging)", False), ("with MLflow child runs", True)):
         started = time.perf_counter()
+        warnings.filterwarnings("ignore")  # sklearn/optuna notices would drown the figures
         out = run_search(spec, settings, lake, args.workers, log_trials, finish=False, start_method="fork")
         wall = time.perf_counter() - started
         logged = sum(w["child_runs_logged"] for w in out["workers"])

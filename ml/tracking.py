@@ -47,14 +47,12 @@ def experiment_id(client: MlflowClient, name: str) -> str:
         return found.experiment_id
 
 
-def fold_scores(trial: optuna.trial.FrozenTrial) -> list[float]:
-    """Per-fold CV scores of a trial, recovered from the running means it reported (step k = fold k).
+FOLD_SCORES_ATTR = "fold_scores"
 
-    The objective reports the running mean after each fold (what the pruner compares), so the fold
-    scores need no extra storage writes: score_k = (k+1) * mean_k - k * mean_(k-1).
-    """
-    means = [trial.intermediate_values[k] for k in sorted(trial.intermediate_values)]
-    return [(k + 1) * m - k * (means[k - 1] if k else 0.0) for k, m in enumerate(means)]
+
+def fold_scores(trial: optuna.trial.FrozenTrial) -> list[float]:
+    """Per-fold CV scores of a trial (all folds, or the folds run before it was pruned)."""
+    return [float(v) for v in trial.user_attrs.get(FOLD_SCORES_ATTR, [])]
 
 
 def _ms(moment: Any) -> int | None:
