@@ -52,6 +52,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO))
 
+from ml.settings import MLSettings  # noqa: E402  (light: pydantic only)
+
 CPUS = {"server": 0, "client": 1}  # chosen at start: the server gets the idler CPU (see choose_cpus)
 THREADS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -526,7 +528,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per point (default 5)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per point (default 1)")
     parser.add_argument("--concurrency", default="1,8,64", help="comma-separated concurrency levels")
-    parser.add_argument("--n-trials", type=int, default=4, help="Optuna trials for the champion (default 4)")
+    parser.add_argument(
+        "--n-trials",
+        type=int,
+        default=MLSettings().n_trials,
+        help="Optuna trials for the champion (default: the platform's trial budget, so the champion is the one "
+        "`make up` would serve)",
+    )
     parser.add_argument("--skip-lambda", action="store_true", help="leave out the Lambda measurements")
     parser.add_argument("--cold-runs", type=int, default=3, help="Lambda cold starts to measure (default 3)")
     parser.add_argument("--lambda-invocations", type=int, default=200, help="warm Lambda invocations (default 200)")
