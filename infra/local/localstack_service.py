@@ -54,8 +54,14 @@ def build(ctx: BuildContext) -> LocalService:
     from infra.localstack import venv as lsvenv
 
     envs = ctx.settings.localstack_envs_dir
-    venv = lsvenv.ensure_venv(envs)
-    runtime_python = lsvenv.ensure_lambda_runtime(envs, LAMBDA.runtime)
+    try:
+        venv = lsvenv.ensure_venv(envs)
+        runtime_python = lsvenv.ensure_lambda_runtime(envs, LAMBDA.runtime)
+    except RuntimeError as e:
+        raise RuntimeError(
+            f"LocalStack's environments in {envs} could not be prepared: {e}\n"
+            "(run the stack without LocalStack: MLOPS_STACK_ENABLE_LOCALSTACK=0)"
+        ) from e
     argv, env = lsvenv.localstack_command_and_env(
         venv,
         ctx.paths.root,

@@ -54,6 +54,8 @@ LOCALSTACK_PYTHON = "3.13"
 EXECUTOR_NAME = "local-process"
 PYTHONS_ENV = "MLOPS_LAMBDA_PYTHONS"
 PORTS_ENV = "MLOPS_LAMBDA_PORTS"
+#: LocalStack's twisted gateway server bound to GATEWAY_LISTEN's host (a second entry point of the plugin).
+GATEWAY_SERVER_NAME = "twisted-bound"
 VENV_NAME = "localstack-venv"
 PLUGIN_DISTRIBUTION = "mlops-localstack-lambda-executor"
 HEALTH_PATH = "/_localstack/health"
@@ -306,7 +308,8 @@ def localstack_command_and_env(
       ``lambda_ports`` bounds the loopback ports of the execution environments' servers (two per environment;
       default: any free port);
     * the gateway on ``host:port`` only: LocalStack's default server (twisted) ignores the host of
-      ``GATEWAY_LISTEN`` and listens on all interfaces, so the ``hypercorn`` server is selected, which binds it;
+      ``GATEWAY_LISTEN`` and listens on all interfaces, so the plugin's ``twisted-bound`` server is selected
+      (the same server, bound; LocalStack's ``hypercorn`` binds too but is ~10 ms slower per invocation);
     * ``LOCALSTACK_HOST=localhost:<port>``: the URLs LocalStack hands out (Function URLs
       ``http://<id>.lambda-url.<region>.localhost:<port>/``) then need no DNS in curl and browsers, which
       resolve ``*.localhost`` to loopback themselves (Python's resolver does not: send the request to
@@ -330,7 +333,7 @@ def localstack_command_and_env(
     env.update(
         {
             "GATEWAY_LISTEN": f"{host}:{port}",
-            "GATEWAY_SERVER": "hypercorn",
+            "GATEWAY_SERVER": GATEWAY_SERVER_NAME,
             "LOCALSTACK_HOST": f"localhost:{port}",
             "DNS_ADDRESS": "0",
             "OVERRIDE_IN_DOCKER": "0",

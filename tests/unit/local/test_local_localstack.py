@@ -37,7 +37,7 @@ def test_localstack_program(ls_ctx: BuildContext) -> None:
     env = prog.env
     port = ls_ctx.settings.localstack_port
     assert env["GATEWAY_LISTEN"] == f"127.0.0.1:{port}"
-    assert env["GATEWAY_SERVER"] == "hypercorn"  # binds GATEWAY_LISTEN's host (twisted: all interfaces)
+    assert env["GATEWAY_SERVER"] == "twisted-bound"  # binds GATEWAY_LISTEN's host (twisted: all interfaces)
     assert env["LOCALSTACK_HOST"] == f"localhost:{port}"
     ports = ls_ctx.settings.lambda_ports()
     assert env[lsvenv.PORTS_ENV] == f"{ports.start}-{ports.stop - 1}"

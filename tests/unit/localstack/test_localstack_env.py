@@ -46,6 +46,9 @@ def test_executor_name_and_variables_agree() -> None:
     assert group[plugin.EXECUTOR_NAME] == "mlops_localstack_lambda.plugin:LocalProcessRuntimeExecutorPlugin"
     assert plugin.PYTHONS_ENV == lsvenv.PYTHONS_ENV
     assert _toml(HERE / "plugin" / "pyproject.toml")["project"]["name"] == lsvenv.PLUGIN_DISTRIBUTION
+    servers = entry_points["localstack.runtime.server"]
+    assert servers == {plugin.GATEWAY_SERVER_NAME: "mlops_localstack_lambda.plugin:BoundTwistedRuntimeServerPlugin"}
+    assert plugin.GATEWAY_SERVER_NAME == lsvenv.GATEWAY_SERVER_NAME
 
 
 def test_required_pins_are_locked() -> None:
@@ -84,7 +87,7 @@ def test_command_and_env_for_host_mode(tmp_path: Path) -> None:
     assert argv == [str(tmp_path / "venv" / "bin" / "python"), "-m", "localstack.runtime.main"]
     assert env["GATEWAY_LISTEN"] == "127.0.0.1:45123"
     assert env["LOCALSTACK_HOST"] == "localhost:45123"  # Function URLs <id>.lambda-url.<region>.localhost:<port>
-    assert env["GATEWAY_SERVER"] == "hypercorn"  # twisted would listen on 0.0.0.0 whatever GATEWAY_LISTEN says
+    assert env["GATEWAY_SERVER"] == "twisted-bound"  # LocalStack's twisted would listen on 0.0.0.0
     assert lsvenv.PORTS_ENV not in env  # any free port for the environments unless a range is given
     assert env["DNS_ADDRESS"] == "0"
     assert env["OVERRIDE_IN_DOCKER"] == "0"

@@ -7,7 +7,9 @@ Modules:
 * :mod:`.interop` -- the protocol between LocalStack and its in-container init, spoken for a local process
   (stdlib only);
 * :mod:`.executor` -- the ``RuntimeExecutor`` implementation (imports LocalStack);
-* :mod:`.plugin` -- the plux plugin registered in ``localstack.lambda.runtime_executor``.
+* :mod:`.server` -- LocalStack's twisted gateway server bound to ``GATEWAY_LISTEN``'s host (imports LocalStack);
+* :mod:`.plugin` -- the plux plugins registered in ``localstack.lambda.runtime_executor`` and
+  ``localstack.runtime.server``.
 
 This package must stay importable without LocalStack: nothing here imports it.
 """
@@ -23,6 +25,8 @@ from importlib import metadata
 LOCALSTACK_VERSION = "2026.3.0"
 #: Value of LAMBDA_RUNTIME_EXECUTOR that selects this executor (the entry point's name).
 EXECUTOR_NAME = "local-process"
+#: Value of GATEWAY_SERVER that selects LocalStack's twisted server bound to GATEWAY_LISTEN's host (see .server).
+GATEWAY_SERVER_NAME = "twisted-bound"
 #: Environment variable of LocalStack's process: JSON object mapping a Lambda runtime to an interpreter that has
 #: awslambdaric installed, e.g. {"python3.12": "/state/lambda-python3.12/bin/python"}.
 PYTHONS_ENV = "MLOPS_LAMBDA_PYTHONS"

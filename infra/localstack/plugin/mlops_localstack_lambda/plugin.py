@@ -1,4 +1,4 @@
-"""The plux plugin that registers the executor in LocalStack's ``localstack.lambda.runtime_executor`` namespace.
+"""The plux plugins: the executor (``localstack.lambda.runtime_executor``) and a bound gateway server.
 
 LocalStack resolves ``LAMBDA_RUNTIME_EXECUTOR`` through ``EXECUTOR_PLUGIN_MANAGER.load(name).load()``;
 ``load`` returns the executor class. The LocalStack version is checked here, before anything else is
@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from localstack.runtime.server.core import RuntimeServerPlugin
 from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
 
-from . import EXECUTOR_NAME, check_localstack_version
+from . import EXECUTOR_NAME, GATEWAY_SERVER_NAME, check_localstack_version
 
 
 class LocalProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
@@ -27,3 +28,16 @@ class LocalProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
         from .executor import LocalProcessRuntimeExecutor
 
         return LocalProcessRuntimeExecutor
+
+
+class BoundTwistedRuntimeServerPlugin(RuntimeServerPlugin):
+    """``GATEWAY_SERVER=twisted-bound``: LocalStack's twisted gateway, listening on its configured host only."""
+
+    name = GATEWAY_SERVER_NAME
+
+    def load(self, *args: Any, **kwargs: Any) -> Any:
+        """Return the server instance (after checking the LocalStack release)."""
+        check_localstack_version()
+        from .server import BoundTwistedRuntimeServer
+
+        return BoundTwistedRuntimeServer()
