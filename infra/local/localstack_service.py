@@ -325,6 +325,7 @@ class LambdaDeployment:
                 zip_path=package.path,
                 code_sha256=package.code_sha256,
                 timeout=FUNCTION_TIMEOUT_S,
+                out=self._out,
             )
             self.timings["deploy"] = time.monotonic() - t0
             self.changed, self.endpoints = result.changed, result.endpoints
@@ -337,6 +338,7 @@ class LambdaDeployment:
             if not probe.ok:
                 self.failed = f"deployed, but the function does not answer: {probe.detail}"
                 return
+            self._out(f"lambda {self.spec.function_name}: first request {self.timings['first_request']:.1f} s")
             self.done = True
         except Exception as e:  # reported by the start-up gate with the service's log
             self.failed = explain_failure(f"{self.phase} failed: {type(e).__name__}: {e}", self.log_path)
