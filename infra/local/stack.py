@@ -179,6 +179,15 @@ class Stack:
     # ------------------------------------------------------------------------------------------------------
     # Preparation
     # ------------------------------------------------------------------------------------------------------
+    def _announce_localstack(self) -> None:
+        """Say why LocalStack is off when 'auto' left it off (the stack carries on without it)."""
+        off = self.settings.localstack_off_reason()
+        if off:
+            self._out(
+                f"LocalStack (the API as a Lambda) is off: {off}. The stack runs without it "
+                "(MLOPS_STACK_ENABLE_LOCALSTACK=0 silences this, =1 requires it)."
+            )
+
     def _prepare(self) -> tuple[BuildContext, dict[str, LocalService]]:
         s, p = self.settings, self.paths
         p.create()
@@ -192,12 +201,7 @@ class Stack:
         if created:
             self._out(f"generated credentials in {p.credentials} (mode 0600)")
         services = s.enabled_services()
-        off = s.localstack_off_reason()
-        if off:
-            self._out(
-                f"LocalStack (the API as a Lambda) is off: {off}. The stack runs without it "
-                "(MLOPS_STACK_ENABLE_LOCALSTACK=0 silences this, =1 requires it)."
-            )
+        self._announce_localstack()
         if catalog.AIRFLOW_API in services and not s.dags_folder.is_dir():
             raise StackError(f"DAG folder {s.dags_folder} does not exist (MLOPS_STACK_DAGS_FOLDER)")
 

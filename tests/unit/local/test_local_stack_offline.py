@@ -73,3 +73,24 @@ def test_the_lock_excludes_a_second_holder(stack: Stack) -> None:
             pass
     with other.locked(timeout=0.2):
         pass
+
+
+def test_up_says_why_localstack_is_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.local import settings as settings_module
+
+    reason = "no Python 3.13 interpreter found (tried: /usr/bin/python3.13 (system) does not exist)"
+    monkeypatch.setattr(settings_module, "localstack_unavailable_reason", lambda: reason)
+    said: list[str] = []
+    stack = Stack(
+        StackSettings(state_dir=tmp_path / "state", dags_folder=tmp_path, **allocate_ports()), out=said.append
+    )
+    assert catalog.LOCALSTACK not in stack.services()
+    stack._announce_localstack()
+    assert said == [
+        f"LocalStack (the API as a Lambda) is off: {reason}. The stack runs without it "
+        "(MLOPS_STACK_ENABLE_LOCALSTACK=0 silences this, =1 requires it)."
+    ]
+    assert stack.lambda_endpoints() == {}
+    said.clear()
+    Stack(StackSettings(state_dir=tmp_path / "s2", enable_localstack=False), out=said.append)._announce_localstack()
+    assert said == []
