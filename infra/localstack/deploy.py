@@ -13,6 +13,9 @@ Resources, in order (each created when missing, updated when different, left alo
 3. the function (``function_name``, handler, runtime, architectures, memory, timeout, environment), code from
    S3; code updated when ``CodeSha256`` differs, configuration when any setting differs;
 4. its Function URL (``function_url_auth_type``) and the ``lambda:InvokeFunctionUrl`` permission;
+   the URL's id and the REST API's are fixed with LocalStack's ``_custom_id_`` tag (:func:`custom_ids`), so
+   that the URLs stay the same across LocalStack restarts (``http://mlops-api.lambda-url.us-east-1.localhost:
+   <port>/``, ``.../restapis/mlops-api/prod/_user_request_``);
 5. REST API ``rest_api_name`` (v1): ``ANY`` on ``/`` and ``/{proxy+}``, both ``AWS_PROXY`` integrations to the
    function; a deployment to stage ``stage_name`` when something changed or the stage is missing; the
    ``lambda:InvokeFunction`` permission for API Gateway.
@@ -82,6 +85,18 @@ FUNCTION_PARAMETERS: dict[str, str] = {
     "memory_mb": "MemorySize",
     "timeout_s": "Timeout",
 }
+
+#: LocalStack only: its ``_custom_id_`` tag fixes the id of the Function URL (``<id>.lambda-url...``) and of
+#: the REST API (``/restapis/<id>/...``), which are random otherwise. LocalStack's community edition forgets
+#: everything at a restart, so without it both URLs would change after every ``down``/``up``. AWS ignores
+#: the tag (it is only a tag there); the Pulumi component does not set it (its URLs are random).
+CUSTOM_ID_TAG = "_custom_id_"
+
+
+def custom_ids(spec: LambdaSpec) -> dict[str, str]:
+    """The fixed ids this deployer asks LocalStack for: ``function_url`` and ``rest_api`` (lowercase)."""
+    return {"function_url": spec.function_name.lower(), "rest_api": spec.rest_api_name.lower()}
+
 
 #: Statement ids of the function's resource policy.
 URL_PERMISSION_SID = "function-url-invoke"
@@ -287,7 +302,13 @@ def _ensure_function(
     code = {"S3Bucket": spec.code_bucket, "S3Key": spec.code_key}
     current = _call_or_none(lam.get_function_configuration, FunctionName=spec.function_name)
     if current is None:
-        lam.create_function(**wanted, Code=code, Architectures=list(spec.architectures), Publish=False)
+        lam.create_function(
+            **wanted,
+            Code=code,
+            Architectures=list(spec.architectures),
+            Publish=False,
+            Tags={CUSTOM_ID_TAG: custom_ids(spec)["function_url"]},
+        )
         changed.append(f"lambda function {spec.function_name}")
         return _wait(lam, spec, "function_active_v2", timeout)
     if current.get("State") == "Failed":  # e.g. created while the runtime's interpreter was missing
@@ -364,7 +385,7 @@ def _ensure_rest_api(apigw: Any, lam: Any, spec: LambdaSpec, region: str, functi
     api = _find_rest_api(apigw, spec)
     routes_changed = False
     if api is None:
-        api = apigw.create_rest_api(name=spec.rest_api_name)
+        api = apigw.create_rest_api(name=spec.rest_api_name, tags={CUSTOM_ID_TAG: custom_ids(spec)["rest_api"]})
         changed.append(f"rest api {spec.rest_api_name}")
         routes_changed = True
     api_id = str(api["id"])

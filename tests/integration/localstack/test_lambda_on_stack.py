@@ -8,7 +8,9 @@ endpoints listed by ``status``; ``up`` again changes nothing.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import statistics
 import subprocess
 import time
@@ -20,6 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from infra import catalog
 from infra.lambda_resources import LAMBDA, function_environment, source_code_hash
+from infra.local import localstack_service
 from infra.local.quickstart import sample_request, wait_until_served
 from infra.localstack import deploy, lambda_zip
 from ml.settings import MLSettings
@@ -105,9 +108,11 @@ def test_status_lists_both_lambda_endpoints(lambda_stack: LambdaStack) -> None:
     assert info["endpoints"] == lambda_stack.clients == stack.lambda_endpoints()
     url = info["endpoints"]["function_url"]["url"]
     port = stack.settings.localstack_port
-    assert url.startswith("http://") and url.endswith(f".lambda-url.{catalog.REGION}.localhost:{port}/")
+    ids = deploy.custom_ids(LAMBDA)  # fixed: the same URLs after every LocalStack restart
+    assert url == f"http://{ids['function_url']}.lambda-url.{catalog.REGION}.localhost:{port}/"
+    assert info["rest_api_id"] == ids["rest_api"]
     assert info["endpoints"]["rest_v1"]["url"] == (
-        f"http://127.0.0.1:{port}/restapis/{info['rest_api_id']}/{LAMBDA.stage_name}/_user_request_"
+        f"http://127.0.0.1:{port}/restapis/{ids['rest_api']}/{LAMBDA.stage_name}/_user_request_"
     )
     code, out, err = cli(stack.settings, "status", "--json")
     assert code == 0, err
@@ -222,3 +227,27 @@ def test_a_new_champion_is_served_after_the_next_cold_start(lambda_stack: Lambda
         result = deploy.deploy(ls.endpoints.gateway, env, zip_path=package.path, code_sha256=package.code_sha256)
         assert result.changed == [f"lambda function {LAMBDA.function_name} configuration (Environment)"]
         wait_for(lambda: served_version(ls) == ls.champion, 60, f"the Lambda to serve v{ls.champion} again")
+
+
+def test_a_restarted_localstack_is_redeployed_by_up(lambda_stack: LambdaStack) -> None:
+    """LocalStack forgets everything when it restarts (here: killed, restarted by supervisord): status says
+    the function is missing, ``up`` deploys it again, at the same URLs, and it serves the champion."""
+    stack = lambda_stack.stack
+    old = stack.supervisor().info(catalog.LOCALSTACK).pid
+    runtimes = [p.pid for p in psutil.Process(old).children(recursive=True)]
+    os.kill(old, signal.SIGKILL)
+    wait_for(
+        lambda: (i := stack.supervisor().info(catalog.LOCALSTACK)).state == "RUNNING" and i.pid != old,
+        60,
+        "supervisord to restart LocalStack",
+    )
+    wait_for(lambda: localstack_service.localstack_health(stack.topology).ok, 60, "LocalStack to answer")
+    entry = stack.status()["services"][catalog.LOCALSTACK]
+    assert not entry["healthy"] and "is not deployed" in entry["detail"] and "run `up`" in entry["detail"]
+    assert stack.lambda_endpoints() == {}
+    assert not [pid for pid in runtimes if psutil.pid_exists(pid)], "function runtimes outlived LocalStack"
+    timings = stack.up()
+    print(f"up after a LocalStack restart: {timings['total']:.1f} s")
+    assert stack.lambda_endpoints() == lambda_stack.clients  # same URLs
+    assert served_version(lambda_stack) == lambda_stack.champion  # the cold start loaded it
+    assert stack.status()["services"][catalog.LOCALSTACK]["healthy"]

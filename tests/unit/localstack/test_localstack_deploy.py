@@ -149,6 +149,11 @@ def test_the_deployer_applies_every_field(moto_endpoint: str, sentinel_spec: Lam
     assert statements[deploy.URL_PERMISSION_SID]["Action"] == "lambda:InvokeFunctionUrl"
     assert spec.rest_api_source_arn("us-east-1", api["id"]) in json.dumps(statements[deploy.REST_PERMISSION_SID])
 
+    # LocalStack-only: fixed ids for stable URLs (moto stores the tags without honouring them).
+    ids = deploy.custom_ids(spec)
+    assert lam.list_tags(Resource=cfg["FunctionArn"])["Tags"] == {deploy.CUSTOM_ID_TAG: ids["function_url"]}
+    assert api["tags"] == {deploy.CUSTOM_ID_TAG: ids["rest_api"]}
+
     # Every deployed field was checked above; the one left out really is left out.
     assert {k for k, ok in seen.items() if ok} == set(deploy.SPEC_FIELDS)
     http_apis = deploy.aws_client("apigatewayv2", moto_endpoint).get_apis()["Items"]
