@@ -9,11 +9,11 @@ import socket
 from infra.local.settings import CATALOG_PORT_FIELDS, GRPC_OFFSET, LOCALSTACK_LAMBDA_PORTS, SEAWEED_PORT_FIELDS
 
 HOST = "127.0.0.1"
-#: Ports that need a twin at ``+GRPC_OFFSET`` are drawn from here (the twin stays below 65536 and out of
-#: Linux' default ephemeral range 32768-60999 for the base port).
-PAIRED_RANGE = (20000, 30000)
+#: Ports that need a twin at ``+GRPC_OFFSET`` are drawn from here: base and twin (22000-32000) both stay
+#: below Linux' default ephemeral range (32768-60999), where a client's outgoing connection could take one.
+PAIRED_RANGE = (12000, 22000)
 #: The block of LocalStack's Lambda environment ports is drawn from here (below the paired range).
-BLOCK_RANGE = (10000, 20000)
+BLOCK_RANGE = (6000, 11900)
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
