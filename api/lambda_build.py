@@ -57,7 +57,10 @@ PROJECT_FILES = ("ml/__init__.py", "ml/spec.py")
 
 
 def _run(cmd: list[str]) -> str:
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "PYTHONHASHSEED": "0"}
+    # UV_COMPILE_BYTECODE (set by the Makefile for .venv) would contradict --no-compile: this build
+    # compiles with the target's Python 3.12 itself, deterministically.
+    env = {k: v for k, v in os.environ.items() if k != "UV_COMPILE_BYTECODE"}
+    env |= {"UV_PYTHON_DOWNLOADS": "never", "PYTHONHASHSEED": "0"}
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"command failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr[-4000:]}")
