@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import mlflow
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -92,6 +93,8 @@ def ml_env(
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
+    # An earlier test may have set a process-wide tracking URI, which wins over the environment.
+    mlflow.set_tracking_uri(mlflow_server)
     return MLSettings()
 
 
