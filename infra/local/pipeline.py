@@ -33,6 +33,8 @@ class RunResult:
 def print_progress(p: DagRunProgress) -> None:
     """Default ``on_progress``: one line per changed task, then the run's summary when it ends."""
     for task, state in sorted(p.changed.items()):
+        if state is None:  # not scheduled yet: nothing to report
+            continue
         print(f"  [{p.elapsed_s:6.1f} s] {p.dag_id}.{task}: {state}", flush=True)
     if p.done:
         print(f"  {p.summary()}", flush=True)

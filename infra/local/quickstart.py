@@ -93,11 +93,15 @@ def sample_request(settings: MLSettings) -> dict[str, Any]:
     return get_spec(settings.dataset).example_record()
 
 
-def curl_predict(url: str, body_file: str, headers: dict[str, str] | None = None) -> tuple[str, dict[str, Any]]:
-    """Run (and return) a ``curl`` POST of ``body_file`` to ``url``; falls back to httpx without curl."""
+def curl_predict(
+    url: str, body_file: str, fallback_url: str | None = None, headers: dict[str, str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Run (and return) a ``curl`` POST of ``body_file`` to ``url``.
+
+    Without curl, httpx posts to ``fallback_url`` with ``headers`` instead (Python does not resolve
+    ``*.localhost`` names, which curl does, so a Function URL is reached through the gateway and its Host).
+    """
     args = ["curl", "-sS", "--fail-with-body", "-X", "POST", url, "-H", "Content-Type: application/json"]
-    for name, value in (headers or {}).items():
-        args += ["-H", f"{name}: {value}"]
     args += ["-d", f"@{body_file}"]
     command = shlex.join(args)
     if shutil.which("curl"):
@@ -106,7 +110,9 @@ def curl_predict(url: str, body_file: str, headers: dict[str, str] | None = None
             raise PipelineError(f"sample prediction failed: {command}\n{done.stdout}{done.stderr}")
         return command, json.loads(done.stdout)
     with open(body_file, "rb") as fh:
-        response = httpx.post(url, content=fh.read(), headers={"Content-Type": "application/json", **(headers or {})})
+        response = httpx.post(
+            fallback_url or url, content=fh.read(), headers={"Content-Type": "application/json", **(headers or {})}
+        )
     response.raise_for_status()
     return command, response.json()
 
@@ -157,7 +163,8 @@ def run(
 
     endpoints = getattr(stack, "lambda_endpoints", lambda: {})() or {}
     for name, endpoint in endpoints.items():
-        command, answer = curl_predict(endpoint["predict_url"], str(body), endpoint.get("headers"))
+        url = endpoint["url"].rstrip("/") + "/predict"
+        command, answer = curl_predict(url, str(body), endpoint["predict_url"], endpoint.get("headers"))
         result.lambda_predictions[name] = {"command": command, "response": answer}
 
     out(summary(stack, result))
