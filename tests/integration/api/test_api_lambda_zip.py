@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from api import lambda_build
+from tests.datasets import breast_cancer_record
 from tests.integration.api.api_stack import REPO, RegistryStack
 from tests.integration.api.conftest import ADMIN_KEY, CHAMPION_MODEL, api_env
-from tests.unit.api.datasets import breast_cancer_record
 from tests.unit.api.lambda_events import EVENT_KINDS, event, response_body, response_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

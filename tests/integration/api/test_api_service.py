@@ -12,9 +12,9 @@ import pytest
 
 from api.registry_client import MlflowRegistry
 from api.settings import ApiSettings
+from tests.datasets import MIXED_RECORD, breast_cancer_record, mixed_frame, mixed_spec
 from tests.integration.api.api_stack import RegistryStack, train_champion
 from tests.integration.api.conftest import ADMIN_KEY, CHAMPION_MODEL, StartApi
-from tests.unit.api.datasets import MIXED_RECORD, breast_cancer_record, mixed_frame, mixed_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

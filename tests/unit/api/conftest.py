@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.model_store import ModelStore
 from api.settings import ApiSettings
-from tests.unit.api.datasets import breast_cancer_frame, mixed_frame, mixed_spec, save_model, typed_mixed_frame
+from tests.datasets import breast_cancer_frame, mixed_frame, mixed_spec, save_model, typed_mixed_frame
 from tests.unit.api.fakes import FakeRegistry
 
 ADMIN_KEY = "test-admin-key"

@@ -15,8 +15,8 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 from api.bundle import _sample_rows, build_bundle
 from api.fast_pipeline import UnsupportedPipelineError, compile_pipeline, verify
 from api.registry_client import ModelRef
+from tests.datasets import MIXED_RECORD, breast_cancer_frame, mixed_frame, mixed_spec, typed_mixed_frame
 from tests.unit.api.conftest import ClientFactory
-from tests.unit.api.datasets import MIXED_RECORD, breast_cancer_frame, mixed_frame, mixed_spec, typed_mixed_frame
 
 pytestmark = pytest.mark.unit
 

@@ -13,8 +13,8 @@ import pytest
 
 from api.lambda_handler import build_handler
 from api.model_store import ModelStore
+from tests.datasets import breast_cancer_record
 from tests.unit.api.conftest import ADMIN_KEY, make_settings
-from tests.unit.api.datasets import breast_cancer_record
 from tests.unit.api.fakes import FakeRegistry
 from tests.unit.api.lambda_events import EVENT_KINDS, LambdaContext, event, response_body, response_headers
 

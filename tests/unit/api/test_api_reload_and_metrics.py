@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.logs import JsonFormatter
+from tests.datasets import breast_cancer_record
 from tests.unit.api.conftest import ADMIN_KEY, ClientFactory
-from tests.unit.api.datasets import breast_cancer_record
 from tests.unit.api.fakes import FakeRegistry
 
 pytestmark = pytest.mark.unit

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.datasets import MIXED_RECORD, breast_cancer_record
 from tests.unit.api.conftest import ClientFactory
-from tests.unit.api.datasets import MIXED_RECORD, breast_cancer_record
 from tests.unit.api.fakes import FakeRegistry
 
 pytestmark = pytest.mark.unit

@@ -9,7 +9,7 @@ from ml.etl.validate import REASON_COLUMN, check_frame
 from ml.lake import Lake
 from ml.settings import MLSettings
 from ml.spec import get_spec
-from tests.unit.ml.mixed_dataset import make_frame, write_dataset
+from tests.datasets import mixed_frame, write_dataset
 
 
 def test_extract_lands_exactly_what_was_read_with_a_manifest(lake: Lake) -> None:
@@ -62,13 +62,13 @@ def test_split_is_deterministic_and_stratified(lake: Lake, ml_env: MLSettings) -
 
 
 def _bad_rows() -> pd.DataFrame:
-    frame = make_frame(rows=60, seed=3).astype(object)
-    frame.loc[0, "monthly_spend"] = "lots"  # not a number
-    frame.loc[1, "monthly_spend"] = 99999  # out of range
-    frame.loc[2, "plan"] = "platinum"  # unknown category
-    frame.loc[3, "monthly_spend"] = None  # missing, not allowed
-    frame.loc[4, "churned"] = "maybe"  # bad target
-    frame.loc[5, "has_support_ticket"] = "perhaps"  # not a boolean
+    frame = mixed_frame(rows=60, seed=3).astype(object)
+    frame.loc[0, "income"] = "lots"  # not a number
+    frame.loc[1, "income"] = 999999  # out of range
+    frame.loc[2, "employment"] = "astronaut"  # unknown category
+    frame.loc[3, "income"] = None  # missing, not allowed
+    frame.loc[4, "defaulted"] = "maybe"  # bad target
+    frame.loc[5, "has_guarantor"] = "perhaps"  # not a boolean
     frame.loc[7] = frame.loc[6]  # duplicate row
     return frame
 
@@ -82,9 +82,9 @@ def test_quarantine_names_every_reason_and_drops_nothing(tmp_path, lake: Lake) -
     quarantined = pd.read_csv(io.BytesIO(lake.get_bytes(report["quarantine"].split("/", 3)[3])))
     reasons = dict(zip(quarantined["_source_row"], quarantined[REASON_COLUMN], strict=True))
     assert "'lots' is not a number" in reasons[1]
-    assert "99999" in reasons[2] and "outside [0.0, 10000.0]" in reasons[2]
-    assert "'platinum' is not an allowed category" in reasons[3]
-    assert "monthly_spend: missing value" in reasons[4]
+    assert "999999" in reasons[2] and "outside [0.0, 100000.0]" in reasons[2]
+    assert "'astronaut' is not an allowed category" in reasons[3]
+    assert "income: missing value" in reasons[4]
     assert "'maybe' is not a target class" in reasons[5]
     assert "'perhaps' is not a boolean" in reasons[6]
     assert reasons[8] == "duplicate of an earlier row"
@@ -99,8 +99,8 @@ def test_too_many_failures_stop_the_step_after_quarantining(tmp_path, lake: Lake
     extract(spec, lake)
     with pytest.raises(ValidationFailedError, match=r"7 of 60 rows \(11.7%\).*allowed 5.0%.*quarantine"):
         validate(spec, lake, max_invalid_fraction=0.05)
-    assert lake.list_keys("quarantine/churn_demo/")  # the evidence is kept
-    assert not lake.list_keys("validated/churn_demo/")  # nothing half-written downstream
+    assert lake.list_keys("quarantine/loan_demo/")  # the evidence is kept
+    assert not lake.list_keys("validated/loan_demo/")  # nothing half-written downstream
 
 
 def test_missing_column_is_a_clear_error() -> None:

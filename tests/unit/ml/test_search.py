@@ -12,7 +12,7 @@ from ml.search import SearchHandle, finish_search, prepare_search, run_search, r
 from ml.settings import MLSettings
 from ml.spec import get_spec
 from ml.tracking import PARENT_TAG, child_runs
-from tests.unit.ml.mixed_dataset import write_dataset
+from tests.datasets import write_dataset
 
 
 def land(spec, lake: Lake, settings: MLSettings) -> None:
@@ -36,15 +36,17 @@ def test_mixed_type_dataset_trains_end_to_end(tmp_path, lake: Lake, ml_env: MLSe
         f"figures/{n}.png" for n in ("optimisation_history", "param_importances", "confusion_matrix", "roc_curve")
     }
     info = mlflow.models.get_model_info(result["model_uri"])
-    assert info.metadata["dataset_spec"]["name"] == "churn_demo"
+    assert info.metadata["dataset_spec"]["name"] == "loan_demo"
     assert info.metadata["data_version"] == result["data_version"]
     assert info.signature.inputs.input_names() == spec.feature_names
     # the pipeline imputes, encodes and ignores unknown categories: raw values go straight in
     model = mlflow.sklearn.load_model(result["model_uri"])
     records = [
-        {"age": None, "monthly_spend": 12.5, "plan": "basic", "region": None, "has_support_ticket": True},
-        {"age": 30, "monthly_spend": 300.0, "plan": "enterprise", "region": "mars", "has_support_ticket": None},
-    ]
+        {"income": 1200.0, "age": None, "employment": "employed", "region": None, "has_guarantor": True,
+         "owns_home": False},
+        {"income": 5400.0, "age": 30, "employment": "astronaut", "region": "mars", "has_guarantor": None,
+         "owns_home": True},
+    ]  # fmt: skip
     import pandas as pd
 
     proba = model.predict_proba(to_matrix(pd.DataFrame(records), spec))

@@ -4,7 +4,7 @@ import pytest
 
 from ml.readers import read_source
 from ml.spec import DatasetSpec, SpecError, available_datasets, get_spec, parse_spec
-from tests.unit.ml.mixed_dataset import SPEC
+from tests.datasets import MIXED_SPEC as SPEC
 
 
 def spec_with(**changes: object) -> dict:
@@ -53,7 +53,7 @@ def test_duplicate_features_and_target_conflicts() -> None:
     with pytest.raises(SpecError, match="listed twice"):
         parse_spec(spec_with(features=[feature, feature]))
     with pytest.raises(SpecError, match="also listed as a feature"):
-        parse_spec(spec_with(features=[{**feature, "name": "churned"}]))
+        parse_spec(spec_with(features=[{**feature, "name": "defaulted"}]))
     with pytest.raises(SpecError, match="positive_class 'maybe'"):
         parse_spec(spec_with(target={**SPEC["target"], "positive_class": "maybe"}))
 

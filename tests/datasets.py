@@ -1,9 +1,10 @@
-"""Test data for the API: the breast cancer spec's data, and a generated mixed-type dataset and its spec.
+"""Test data: the breast cancer spec's data, and a generated mixed-type dataset and its spec.
 
 The mixed spec ("loan_demo") has what breast cancer lacks: categorical, boolean and nullable features,
 so a model trained on it needs another request schema (and an ``object`` input array). Both the unit
 tests (models saved with ``mlflow.sklearn.save_model``) and the integration tests (the real pipeline:
-CSV reader, validation, split, search, registry gate) use these definitions.
+CSV reader, validation, split, search, registry gate) of the API and of the ML library use these
+definitions; the ML tests also prove that adding a dataset takes a spec and nothing else.
 """
 
 from __future__ import annotations
@@ -133,3 +134,13 @@ def save_model(directory: Path, spec: DatasetSpec, frame: pd.DataFrame, estimato
         },
     )
     return directory
+
+
+def write_dataset(directory: Path, frame: pd.DataFrame | None = None) -> DatasetSpec:
+    """Write the mixed dataset's CSV (generated unless given) into ``directory``; return its spec.
+
+    Nothing in the library knows this dataset: a spec and a CSV are all it takes to add one.
+    """
+    csv_path = directory / "loan_demo.csv"
+    (mixed_frame() if frame is None else frame).to_csv(csv_path, index=False)
+    return mixed_spec(csv_path)
