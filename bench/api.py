@@ -280,7 +280,7 @@ def bench_lambda(env: dict[str, str], model_name: str, work: Path, invocations: 
     from api import lambda_build
     from infra.localstack.runtime_api import LambdaProcess
     from infra.localstack.venv import ensure_lambda_runtime
-    from tests.unit.api.datasets import breast_cancer_record
+    from tests.datasets import breast_cancer_record
     from tests.unit.api.lambda_events import event
 
     zip_path, zipped, unzipped = lambda_build.build(work / "lambda-build")

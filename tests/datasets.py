@@ -54,7 +54,7 @@ def mixed_spec(csv_path: Path | str = "loan_demo.csv") -> DatasetSpec:
     """The mixed spec, reading its CSV from ``csv_path``."""
     spec = json.loads(json.dumps(MIXED_SPEC))
     spec["source"]["options"]["path"] = str(csv_path)
-    return parse_spec(spec, origin="tests/unit/api/datasets.py")
+    return parse_spec(spec, origin="tests/datasets.py")
 
 
 def mixed_frame(rows: int = 600, seed: int = 0) -> pd.DataFrame:
