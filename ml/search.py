@@ -51,6 +51,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 MODEL_ARTIFACT = "model"
 MODEL_ID_TAG = "mlops.model_id"
+OVER_BUDGET = "over the search's trial budget"
 
 
 @dataclass(frozen=True)
@@ -156,10 +157,18 @@ def prepare_search(spec: DatasetSpec, settings: MLSettings, lake: Lake, study_na
     for key, value in handle.to_dict().items():
         study.set_user_attr(key, value)
     study.set_user_attr("metric", settings.metric)
+    study.set_user_attr("n_trials", settings.n_trials)  # the budget of the search, whoever runs trials
     return handle
 
 
-def make_objective(spec: DatasetSpec, settings: MLSettings, x: np.ndarray, y: np.ndarray) -> Any:
+def trial_budget(study: optuna.Study, default: int) -> int:
+    """The search's trial budget, as :func:`prepare_search` recorded it in the study."""
+    return int(study.user_attrs.get("n_trials", default))
+
+
+def make_objective(
+    spec: DatasetSpec, settings: MLSettings, x: np.ndarray, y: np.ndarray, budget: int | None = None
+) -> Any:
     """The Optuna objective: stratified k-fold CV of ``settings.metric`` of the full pipeline.
 
     The preprocessing (imputation, scaling, encoding) has no hyper-parameters, so it is fitted once per
@@ -168,6 +177,9 @@ def make_objective(spec: DatasetSpec, settings: MLSettings, x: np.ndarray, y: np
     in memory). After the first fold the running score is reported once for pruning; the fold scores are
     stored with the trial. Three storage writes per trial, because with several workers every storage
     operation is a round trip to the database.
+
+    Parallel workers can each start a trial in the instant the budget is reached; a trial numbered
+    beyond ``budget`` stops its worker at once, before sampling anything, and is not logged.
     """
     folds = list(StratifiedKFold(settings.cv_folds, shuffle=True, random_state=settings.seed).split(x, y))
     scorer = get_scorer(settings.metric)
@@ -179,6 +191,9 @@ def make_objective(spec: DatasetSpec, settings: MLSettings, x: np.ndarray, y: np
         )
 
     def objective(trial: optuna.Trial) -> float:
+        if budget is not None and trial.number >= budget:
+            trial.study.stop()
+            raise optuna.TrialPruned(OVER_BUDGET)
         params = suggest_params(trial)
         estimator = estimator_from_params(params, settings.seed, probability=False)
         scores: list[float] = []
@@ -198,7 +213,7 @@ def make_objective(spec: DatasetSpec, settings: MLSettings, x: np.ndarray, y: np
 def run_worker(
     handle: SearchHandle, spec: DatasetSpec, settings: MLSettings, lake: Lake, worker: int = 0, log_trials: bool = True
 ) -> dict[str, Any]:
-    """Run trials on the shared study until the whole search reaches ``settings.n_trials``.
+    """Run trials on the shared study until the whole search reaches its trial budget.
 
     Each worker samples with its own seed (``seed + worker``) so parallel workers do not propose the
     same first configurations. Finished trials are logged as MLflow child runs unless ``log_trials`` is
@@ -219,18 +234,22 @@ def run_worker(
         # configurations of the slow families (forests, boosting) then cost one fit instead of k.
         pruner=optuna.pruners.MedianPruner(n_startup_trials=8, n_warmup_steps=0),
     )
-    budget = optuna.study.MaxTrialsCallback(settings.n_trials, states=None)
+    budget = trial_budget(study, settings.n_trials)
     before = len(study.get_trials(deepcopy=False))
     started = time.perf_counter()
-    callbacks: list[Any] = [budget]
-    logger = ChildRunLogger(_client(settings), handle.parent_run_id, worker, handle.study_name) if log_trials else None
+    callbacks: list[Any] = [optuna.study.MaxTrialsCallback(budget, states=None)]
+    logger = (
+        ChildRunLogger(_client(settings), handle.parent_run_id, worker, handle.study_name, budget)
+        if log_trials
+        else None
+    )
     if logger:
         callbacks.append(logger)
-    if before < settings.n_trials:
+    if before < budget:
         with threadpool_limits(1):  # parallelism comes from workers, not from BLAS/OpenMP threads
             study.optimize(
-                make_objective(spec, settings, x, y),
-                n_trials=settings.n_trials,
+                make_objective(spec, settings, x, y, budget),
+                n_trials=budget,
                 callbacks=callbacks,
                 catch=(ValueError, ArithmeticError),
             )
@@ -282,7 +301,10 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
                 "best_cv_std": float(np.std(folds)),
                 "best_trial": best.number,
                 "trials_complete": len(completed),
-                "trials_pruned": len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))),
+                "trials_pruned": sum(
+                    t.number < trial_budget(study, settings.n_trials)
+                    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
+                ),
                 **{f"test_{k}": v for k, v in holdout.items()},
             }
         )

@@ -72,7 +72,14 @@ class ChildRunLogger:
     ends. Logging errors are counted and logged, never raised into the search.
     """
 
-    def __init__(self, client: MlflowClient, parent_run_id: str, worker: int = 0, study_name: str = "") -> None:
+    def __init__(
+        self,
+        client: MlflowClient,
+        parent_run_id: str,
+        worker: int = 0,
+        study_name: str = "",
+        budget: int | None = None,
+    ) -> None:
         # set_terminated would otherwise GET the run again to print its URL: one extra round trip per trial.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.client = client
@@ -80,6 +87,7 @@ class ChildRunLogger:
         self.experiment_id = client.get_run(parent_run_id).info.experiment_id
         self.worker = worker
         self.study_name = study_name
+        self.budget = budget  # trials numbered beyond the search's budget are not part of it
         self.logged = 0
         self.errors = 0
         self._queue: queue.Queue[_Job | None] = queue.Queue()
@@ -88,7 +96,8 @@ class ChildRunLogger:
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Optuna callback: enqueue the finished trial."""
-        self._queue.put(_Job(trial, self.worker))
+        if self.budget is None or trial.number < self.budget:
+            self._queue.put(_Job(trial, self.worker))
 
     def __enter__(self) -> ChildRunLogger:
         return self

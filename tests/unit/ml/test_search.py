@@ -11,7 +11,7 @@ from ml.model import to_matrix
 from ml.search import SearchHandle, finish_search, prepare_search, run_search, run_worker
 from ml.settings import MLSettings
 from ml.spec import get_spec
-from ml.tracking import PARENT_TAG, child_runs
+from ml.tracking import PARENT_TAG, ChildRunLogger, child_runs
 from tests.datasets import write_dataset
 
 
@@ -73,8 +73,13 @@ def test_trials_from_several_processes_are_children_of_one_parent(lake: Lake, ml
     env = {k: v for k, v in os.environ.items() if k.startswith(("MLOPS_", "AWS_", "MLFLOW_"))}
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    # two separate processes on one study: the first stops at 3 trials, the second takes it to 6
+    # two separate processes on one study: the first runs while the search's budget is 3, then the budget
+    # is raised to 6 and the second process takes the search there
+    import optuna
+
+    study = optuna.load_study(study_name=handle.study_name, storage=ml_env.optuna_storage)
     for worker, budget in ((0, 3), (1, 6)):
+        study.set_user_attr("n_trials", budget)
         proc = ctx.Process(target=_worker, args=(handle.to_dict(), env, budget, worker, queue))
         proc.start()
         proc.join(300)
@@ -117,3 +122,29 @@ def test_metric_is_configurable(lake: Lake, ml_env: MLSettings, metric: str) -> 
     parent = MlflowClient().get_run(result["run_id"])
     assert parent.data.params["metric"] == metric
     assert 0.5 < parent.data.metrics["best_cv_score"] <= 1.0
+
+
+def test_a_trial_beyond_the_budget_stops_its_worker_and_is_not_logged(lake: Lake, ml_env: MLSettings) -> None:
+    import optuna
+
+    from ml.etl.split import load_split
+    from ml.model import to_matrix, to_target
+    from ml.search import OVER_BUDGET, make_objective
+
+    spec = get_spec("breast_cancer")
+    land(spec, lake, ml_env)
+    train, _, _ = load_split(spec, lake)
+    objective = make_objective(spec, ml_env, to_matrix(train, spec), to_target(train, spec), budget=2)
+    study = optuna.create_study(direction="maximize")
+    # a worker asked for 5 trials, but the search's budget is 2 (e.g. another worker took the rest)
+    study.optimize(objective, n_trials=5)
+    states = [t.state.name for t in study.trials]
+    assert states == ["COMPLETE", "COMPLETE", "PRUNED"]
+    assert study.trials[2].params == {}
+    handle = prepare_search(spec, ml_env, lake)
+    logger = ChildRunLogger(MlflowClient(), handle.parent_run_id, budget=2)
+    for trial in study.trials:
+        logger(study, trial)
+    logger.close()
+    assert logger.logged == 2
+    assert OVER_BUDGET
