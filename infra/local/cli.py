@@ -1,4 +1,4 @@
-"""Command line of the embedded stack: ``python -m infra.local up|down|destroy|status|logs|env|memory``.
+"""Command line of the embedded stack: ``python -m infra.local up|down|destroy|status|logs|env|memory|redeploy-lambda``.
 
 Settings come from the environment (``MLOPS_STACK_*``, see :class:`~infra.local.settings.StackSettings`).
 """
@@ -165,6 +165,28 @@ def _follow(files: list[Path]) -> None:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
+
+
+@app.command("redeploy-lambda")
+def redeploy_lambda(
+    settings_file: Annotated[
+        Path | None,
+        typer.Option("--settings-file", help="Stack settings as JSON (LocalStack's ready hook passes a snapshot)."),
+    ] = None,
+) -> None:
+    """Deploy the API's Lambda into the running LocalStack again if it is missing.
+
+    LocalStack runs this itself whenever it becomes ready outside `up` (e.g. after supervisord restarted it).
+    """
+    from infra.local.settings import StackSettings
+
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+    try:
+        settings = StackSettings.model_validate_json(settings_file.read_text()) if settings_file else None
+        stack = Stack(settings, out=lambda msg: typer.echo(f"{stamp} {msg}"))
+        typer.echo(f"{stamp} {stack.redeploy_lambda()}")
+    except (StackError, OSError, ValueError) as e:
+        _die(e)
 
 
 @app.command()

@@ -13,6 +13,9 @@
   the function (``GET /health`` through its Function URL). LocalStack silently falls back to its Docker
   executor when the plugin is missing; that fails here, with the reason.
 * :func:`endpoints` -- the Function URL and the REST API (v1) stage, read back from LocalStack.
+* :func:`write_ready_hook` -- LocalStack's ``ready.d`` init script that deploys the function again whenever
+  LocalStack becomes ready outside ``up``: after supervisord restarted a crashed LocalStack, which forgets
+  every resource, the Lambda comes back by itself (``python -m infra.local redeploy-lambda``).
 
 The function's environment is :func:`infra.lambda_resources.function_environment`, the builder the Pulumi
 component uses, with the stack's local :class:`~infra.catalog.Topology`: the function reaches MLflow and S3
@@ -22,6 +25,8 @@ on 127.0.0.1.
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +38,9 @@ import httpx
 from infra import catalog
 from infra.lambda_resources import LAMBDA, LambdaSpec, function_environment
 from infra.local.health import Health, check_http
+from infra.local.layout import StatePaths
 from infra.local.programs import BuildContext, LocalService, Program
+from infra.local.settings import REPO_ROOT, StackSettings
 
 #: Path requested from the function to prove it runs (the API's liveness route: no model needed).
 FUNCTION_PROBE_PATH = "/health"
@@ -47,6 +54,52 @@ BLANKED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 def gateway_url(topo: catalog.Topology) -> str:
     """LocalStack's gateway, ``http://127.0.0.1:<port>``."""
     return topo.url(catalog.LOCALSTACK)
+
+
+#: Log of the deployments the ready hook starts (under the stack's log directory).
+REDEPLOY_LOG = "localstack-redeploy"
+
+
+def ready_hook_path(paths: StatePaths) -> Path:
+    """LocalStack's ``ready.d`` script of this stack (under its FILESYSTEM_ROOT, see ``infra/localstack/venv.py``)."""
+    return paths.root.resolve() / "localstack" / "fs" / "etc" / "localstack" / "init" / "ready.d" / "mlops-redeploy.sh"
+
+
+def settings_snapshot_path(paths: StatePaths) -> Path:
+    """The stack settings the ready hook deploys with (ports and paths; nothing secret)."""
+    return paths.root.resolve() / "localstack" / "stack-settings.json"
+
+
+def write_ready_hook(paths: StatePaths, settings: StackSettings, python: str = sys.executable) -> Path:
+    """Write the ``ready.d`` script that redeploys the Lambda each time LocalStack is ready; returns its path.
+
+    LocalStack runs it after every start. It starts ``python -m infra.local redeploy-lambda`` in the
+    background (LocalStack must not wait for a deployment into itself), in a clean environment, with a
+    snapshot of ``settings`` (the user's ``MLOPS_STACK_*`` variables do not reach LocalStack). During ``up``
+    the command sees the stack lock held and leaves the deployment to ``up``.
+    """
+    snapshot = settings_snapshot_path(paths)
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    snapshot.write_text(settings.model_dump_json(indent=2) + "\n")
+    log = paths.log(REDEPLOY_LOG).resolve()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    command = " ".join(
+        shlex.quote(a) for a in (python, "-m", "infra.local", "redeploy-lambda", "--settings-file", str(snapshot))
+    )
+    hook = ready_hook_path(paths)
+    hook.parent.mkdir(parents=True, exist_ok=True)
+    hook.write_text(
+        "#!/bin/sh\n"
+        "# Written by the embedded stack (infra/local/localstack_service.py); LocalStack runs it when ready.\n"
+        "# LocalStack keeps nothing across restarts: deploy the API's Lambda again, in the background.\n"
+        f"cd {shlex.quote(str(REPO_ROOT))} || exit 0\n"
+        # A clean environment: LocalStack's own (e.g. its NO_PROXY entries) breaks the HTTP clients.
+        f'env -i PATH="$PATH" HOME="$HOME" LANG="${{LANG:-C.UTF-8}}" \\\n'
+        f"  nohup {command} >>{shlex.quote(str(log))} 2>&1 </dev/null &\n"
+        "exit 0\n"
+    )
+    hook.chmod(0o700)
+    return hook
 
 
 def build(ctx: BuildContext) -> LocalService:
@@ -72,6 +125,7 @@ def build(ctx: BuildContext) -> LocalService:
         base_env={},  # supervisord provides PATH, HOME, LANG...
         extra_env=dict.fromkeys(BLANKED_ENV, ""),
     )
+    write_ready_hook(ctx.paths, ctx.settings)
     program = Program(
         catalog.LOCALSTACK,
         argv,
@@ -388,6 +442,7 @@ def describe_endpoints(eps: Any) -> dict[str, Any]:
 
 __all__ = [
     "BLANKED_ENV",
+    "REDEPLOY_LOG",
     "LambdaDeployment",
     "build",
     "check",
@@ -399,6 +454,9 @@ __all__ = [
     "gateway_url",
     "localstack_health",
     "probe_function",
+    "ready_hook_path",
     "request_function",
+    "settings_snapshot_path",
     "status",
+    "write_ready_hook",
 ]

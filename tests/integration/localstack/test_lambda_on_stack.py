@@ -229,9 +229,10 @@ def test_a_new_champion_is_served_after_the_next_cold_start(lambda_stack: Lambda
         wait_for(lambda: served_version(ls) == ls.champion, 60, f"the Lambda to serve v{ls.champion} again")
 
 
-def test_a_restarted_localstack_is_redeployed_by_up(lambda_stack: LambdaStack) -> None:
-    """LocalStack forgets everything when it restarts (here: killed, restarted by supervisord): status says
-    the function is missing, ``up`` deploys it again, at the same URLs, and it serves the champion."""
+def test_a_restarted_localstack_redeploys_the_lambda_itself(lambda_stack: LambdaStack) -> None:
+    """LocalStack forgets everything when it restarts (here: killed, restarted by supervisord); its ready hook
+    deploys the function again, at the same URLs, serving the champion, without `up`. `up` then changes
+    nothing."""
     stack = lambda_stack.stack
     old = stack.supervisor().info(catalog.LOCALSTACK).pid
     runtimes = [p.pid for p in psutil.Process(old).children(recursive=True)]
@@ -241,13 +242,17 @@ def test_a_restarted_localstack_is_redeployed_by_up(lambda_stack: LambdaStack) -
         60,
         "supervisord to restart LocalStack",
     )
-    wait_for(lambda: localstack_service.localstack_health(stack.topology).ok, 60, "LocalStack to answer")
-    entry = stack.status()["services"][catalog.LOCALSTACK]
-    assert not entry["healthy"] and "is not deployed" in entry["detail"] and "run `up`" in entry["detail"]
-    assert stack.lambda_endpoints() == {}
+    took = wait_for(
+        lambda: stack.status()["services"][catalog.LOCALSTACK]["healthy"], 180, "LocalStack to redeploy the Lambda"
+    )
+    print(f"Lambda redeployed by LocalStack's ready hook {took:.1f} s after the restart")
     assert not [pid for pid in runtimes if psutil.pid_exists(pid)], "function runtimes outlived LocalStack"
-    timings = stack.up()
-    print(f"up after a LocalStack restart: {timings['total']:.1f} s")
+    assert f"{LAMBDA.function_name} redeployed" in stack.paths.log(localstack_service.REDEPLOY_LOG).read_text()
     assert stack.lambda_endpoints() == lambda_stack.clients  # same URLs
-    assert served_version(lambda_stack) == lambda_stack.champion  # the cold start loaded it
-    assert stack.status()["services"][catalog.LOCALSTACK]["healthy"]
+    assert served_version(lambda_stack) == lambda_stack.champion
+    # `up` finds everything in place: LocalStack keeps running, the deployer changes nothing.
+    pid = stack.supervisor().info(catalog.LOCALSTACK).pid
+    stack.up()
+    assert stack.supervisor().info(catalog.LOCALSTACK).pid == pid
+    env = function_environment(stack.credentials(), topo=stack.topology)
+    assert deploy.deploy(lambda_stack.endpoints.gateway, env, zip_path=LAMBDA.require_zip()).changed == []

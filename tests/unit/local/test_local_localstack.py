@@ -123,3 +123,50 @@ def test_docker_fallback_is_found_in_the_log(tmp_path: Path) -> None:
     assert "fell back to its Docker executor" in detail and str(log) in detail
     assert not localstack_service.fell_back_to_docker(tmp_path / "missing.log")
     assert localstack_service.explain_failure("timeout", tmp_path / "missing.log") == "timeout"
+
+
+def test_ready_hook_redeploys_in_the_background_with_the_stacks_settings(ls_ctx: BuildContext, tmp_path: Path) -> None:
+    """The builder writes LocalStack's ready.d script under its FILESYSTEM_ROOT; run for real (with a stand-in
+    interpreter that records its arguments), it returns at once and starts `redeploy-lambda` with a snapshot
+    of the stack's settings."""
+    import os
+    import stat
+    import subprocess
+    import time
+
+    prog = programs.BUILDERS[catalog.LOCALSTACK](ls_ctx).program
+    hook = localstack_service.ready_hook_path(ls_ctx.paths)
+    assert hook.is_file() and stat.S_IMODE(hook.stat().st_mode) == 0o700
+    assert hook.is_relative_to(Path(prog.env["FILESYSTEM_ROOT"]) / "etc" / "localstack" / "init" / "ready.d")
+    snapshot = localstack_service.settings_snapshot_path(ls_ctx.paths)
+    assert StackSettings.model_validate_json(snapshot.read_text()) == ls_ctx.settings
+    assert not any(v in snapshot.read_text() + hook.read_text() for v in ls_ctx.creds.values())
+
+    record = tmp_path / "args.json"
+    fake_python = tmp_path / "python"
+    fake_python.write_text(f'#!/bin/sh\nsleep 1\nprintf "%s\\n" "$@" > {record}\n')
+    fake_python.chmod(0o755)
+    hook = localstack_service.write_ready_hook(ls_ctx.paths, ls_ctx.settings, python=str(fake_python))
+    started = time.monotonic()
+    subprocess.run([str(hook)], check=True, timeout=10, env={"PATH": os.environ["PATH"]})
+    assert time.monotonic() - started < 1  # LocalStack does not wait for the deployment
+    deadline = time.monotonic() + 10
+    while not record.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert record.read_text().split() == ["-m", "infra.local", "redeploy-lambda", "--settings-file", str(snapshot)]
+
+
+def test_redeploy_leaves_the_lambda_to_a_running_up(ls_ctx: BuildContext) -> None:
+    """While another process holds the stack lock (up/down/destroy), redeploy-lambda does nothing."""
+    from infra.local.stack import Stack
+
+    holder, other = Stack(ls_ctx.settings), Stack(ls_ctx.settings)
+    with holder.locked():
+        assert other.redeploy_lambda().startswith("nothing to do now")
+
+
+def test_redeploy_without_localstack_in_the_stack(ctx: BuildContext) -> None:
+    from infra.local.stack import Stack
+
+    settings = ctx.settings.model_copy(update={"enable_localstack": False})
+    assert Stack(settings).redeploy_lambda() == "LocalStack is not part of this stack"
