@@ -46,6 +46,7 @@ class QuickstartResult:
     runs: list[RunResult] = field(default_factory=list)
     champion_version: str | None = None
     champion_served_s: float | None = None
+    champion: dict[str, Any] | None = None  # the API's GET /model: family, metrics, data version...
     prediction: dict[str, Any] | None = None
     lambda_predictions: dict[str, Any] = field(default_factory=dict)
 
@@ -153,6 +154,8 @@ def run(
         wait_until_served(stack, version)
     result.champion_version = version
     result.champion_served_s = time.monotonic() - started
+    with contextlib.suppress(httpx.HTTPError, ValueError):
+        result.champion = httpx.get(stack.url(catalog.API, "/model"), timeout=10).json()
 
     body = stack.paths.root / "sample-request.json"
     body.write_text(json.dumps(sample_request(settings), indent=2))
@@ -169,6 +172,21 @@ def run(
 
     out(summary(stack, result))
     return result
+
+
+def champion_line(model: dict[str, Any]) -> str:
+    """One line on the served champion from the API's ``GET /model``: family, CV score, test metrics."""
+    metrics = model.get("metrics") or {}
+    test = metrics.get("test") or {}
+    parts = [f"{model.get('name')} v{model.get('version')} ({model.get('family')})"]
+    if metrics.get("cv_score") is not None:
+        parts.append(f"CV {metrics.get('metric')} {float(metrics['cv_score']):.3f}")
+    shown = ", ".join(f"{k} {float(v):.3f}" for k, v in test.items() if k in ("f1", "roc_auc", "accuracy"))
+    if shown:
+        parts.append(f"test {shown}")
+    if model.get("data_version"):
+        parts.append(f"data {str(model['data_version'])[:12]}")
+    return "; ".join(parts)
 
 
 def summary(stack: Stack, result: QuickstartResult) -> str:
@@ -196,6 +214,8 @@ def summary(stack: Stack, result: QuickstartResult) -> str:
                      f"{result.champion_served_s:.1f} s more.")  # fmt: skip
     for run in result.runs:
         lines.append(f"  DAG run {run.dag_id}: {run.state} in {run.seconds:.1f} s")
+    if result.champion:
+        lines.append(f"  Champion: {champion_line(result.champion)}")
     if result.prediction:
         answer = result.prediction["response"]
         lines += [
