@@ -2,7 +2,9 @@
 
 Secrets never reach the config file: :func:`render_config` moves every environment variable whose value
 contains a credential into the environment of the supervisord process itself (children inherit it), and
-keeps only non-secret variables in the per-program ``environment=`` lines.
+keeps only non-secret variables in the per-program ``environment=`` lines. Each program then sheds the
+secrets it does not use: its command runs under ``env -u NAME...`` (:func:`scoped_command`), so e.g. the
+prediction API never sees the Postgres password and Airflow never sees the API's admin key.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import http.client
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -108,6 +111,18 @@ def split_env(programs: list[Program], secrets: list[str]) -> tuple[dict[str, st
     return shared, public
 
 
+def scoped_command(prog: Program, shared: Iterable[str]) -> list[str]:
+    """``prog``'s command, run under ``env -u`` for every shared secret variable it does not set itself.
+
+    ``env`` execs the command, so supervisord still watches (and signals) the real process.
+    """
+    unused = sorted(set(shared) - set(prog.env))
+    if not unused:
+        return list(prog.command)
+    unset = [arg for name in unused for arg in ("-u", name)]
+    return [shutil.which("env") or "/usr/bin/env", *unset, "--", *prog.command]
+
+
 def render_config(programs: list[Program], paths: StatePaths, secrets: list[str]) -> tuple[str, dict[str, str]]:
     """The supervisord config text and the secret environment supervisord must be started with."""
     shared, public = split_env(programs, secrets)
@@ -142,7 +157,7 @@ def render_config(programs: list[Program], paths: StatePaths, secrets: list[str]
         for arg in prog.command:
             if _is_secret(arg, secrets):
                 raise ConfigError(f"program {prog.name}: a secret would appear on its command line")
-        command = shlex.join(prog.command).replace("%", "%%")
+        command = shlex.join(scoped_command(prog, shared)).replace("%", "%%")
         log = paths.log(prog.log_name)
         lines += [
             f"[program:{prog.name}]",

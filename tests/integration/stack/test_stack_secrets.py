@@ -67,6 +67,25 @@ def test_no_secret_on_any_command_line(up_stack: Stack) -> None:
         assert not any(v in cmdline for v in secrets), proc.name()
 
 
+def test_each_service_sees_only_the_secrets_it_uses(up_stack: Stack) -> None:
+    """Secrets live in supervisord's environment; each program sheds the ones it does not use (env -u)."""
+    import psutil
+
+    creds = up_stack.credentials()
+    supervisor = up_stack.supervisor()
+
+    def holds(service: str, secret: str) -> bool:
+        env = psutil.Process(supervisor.info(service).pid).environ()
+        return any(secret in value for value in env.values())
+
+    assert holds(catalog.API, creds.api_admin_key) and holds(catalog.API, creds.s3_secret_key)
+    assert not holds(catalog.API, creds.postgres_password) and not holds(catalog.API, creds.airflow_fernet_key)
+    assert holds(catalog.MLFLOW, creds.postgres_password) and not holds(catalog.MLFLOW, creds.api_admin_key)
+    assert holds(catalog.AIRFLOW_SCHEDULER, creds.airflow_fernet_key)
+    assert not holds(catalog.AIRFLOW_SCHEDULER, creds.api_admin_key)
+    assert not any(holds(catalog.S3, v) for v in (creds.postgres_password, creds.api_admin_key))
+
+
 def test_s3_rejects_wrong_keys(up_stack: Stack) -> None:
     creds = up_stack.credentials()
     endpoint = catalog.s3_endpoint(up_stack.topology)

@@ -16,6 +16,7 @@ from infra.local.supervisor import (
     STACK_MARKER_ENV,
     ConfigError,
     render_config,
+    scoped_command,
     split_env,
     supervisord_env,
 )
@@ -130,3 +131,40 @@ def test_the_real_stack_config_holds_no_credential(ctx: BuildContext, tmp_path: 
     assert secret_env["AWS_SECRET_ACCESS_KEY"] == ctx.creds.s3_secret_key
     assert secret_env["MLOPS_API_ADMIN_KEY"] == ctx.creds.api_admin_key
     parse(conf, tmp_path)  # supervisord accepts it
+
+
+def test_each_program_sheds_the_secrets_it_does_not_use(tmp_path: Path) -> None:
+    """Shared secrets reach only the programs that set them: the others run under ``env -u``."""
+    progs = [
+        Program("db-user", ["/bin/a"], env={"DB_URL": f"postgresql://u:{SECRET}@h/db"}),
+        Program("key-user", ["/bin/b", "x"], env={"API_KEY": SECRET + "k"}),
+        Program("none", ["/bin/c"], env={"MODE": "1"}),
+    ]
+    conf, secret_env = render_config(progs, StatePaths(tmp_path), [SECRET, SECRET + "k"])
+    assert set(secret_env) == {"DB_URL", "API_KEY"}
+    commands = {name: shlex.split(p.command) for name, p in parse(conf, tmp_path).items()}
+    assert commands["db-user"][-4:] == ["-u", "API_KEY", "--", "/bin/a"]
+    assert commands["key-user"][-5:] == ["-u", "DB_URL", "--", "/bin/b", "x"]
+    assert commands["none"][1:] == ["-u", "API_KEY", "-u", "DB_URL", "--", "/bin/c"]
+
+
+def test_env_u_really_removes_the_variables(tmp_path: Path) -> None:
+    """The rendered command, run as supervisord would (its environment holds every secret)."""
+    import os
+    import subprocess
+
+    prog = Program("p", ["/bin/sh", "-c", "echo ${DB_URL:-unset} ${MODE:-unset}"], env={"MODE": "1"})
+    command = scoped_command(prog, ["DB_URL"])
+    out = subprocess.run(command, env=os.environ | {"DB_URL": SECRET, "MODE": "1"}, capture_output=True, text=True)
+    assert out.stdout.split() == ["unset", "1"]
+
+
+def test_the_real_stack_scopes_secrets_per_service(ctx: BuildContext, tmp_path: Path) -> None:
+    services = build_services(ctx, ctx.settings.enabled_services())
+    conf, secret_env = render_config(all_programs(services), ctx.paths, ctx.creds.values())
+    parsed = parse(conf, tmp_path)
+    unset = {name: set(shlex.split(p.command)[2::2]) & set(secret_env) for name, p in parsed.items()}
+    assert (
+        "MLOPS_API_ADMIN_KEY" in unset[catalog.MLFLOW] and "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" in unset[catalog.API]
+    )
+    assert "MLOPS_API_ADMIN_KEY" not in unset[catalog.API]
