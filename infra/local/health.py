@@ -97,15 +97,20 @@ def check_s3(topo: catalog.Topology, creds: catalog.Credentials, buckets: tuple[
     return Health(True, f"ListBuckets ok ({', '.join(sorted(names))})")
 
 
-def check_http(url: str, timeout: float = 3.0) -> Health:
-    """GET answers 2xx."""
+def http_get(url: str, timeout: float = 3.0) -> tuple[Health, httpx.Response | None]:
+    """One GET: the :func:`check_http` verdict, and the response when it answered 2xx (else None)."""
     try:
         r = httpx.get(url, timeout=timeout)
     except httpx.HTTPError as e:
-        return Health(False, _err(e))
+        return Health(False, _err(e)), None
     if 200 <= r.status_code < 300:
-        return Health(True, f"GET {url} -> {r.status_code}")
-    return Health(False, f"GET {url} -> {r.status_code} {r.text[:200]!r}")
+        return Health(True, f"GET {url} -> {r.status_code}"), r
+    return Health(False, f"GET {url} -> {r.status_code} {r.text[:200]!r}"), None
+
+
+def check_http(url: str, timeout: float = 3.0) -> Health:
+    """GET answers 2xx."""
+    return http_get(url, timeout)[0]
 
 
 def airflow_health(topo: catalog.Topology, timeout: float = 3.0) -> dict[str, Any]:

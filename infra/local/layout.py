@@ -109,6 +109,11 @@ class StatePaths:
         )
 
     @property
+    def localstack(self) -> Path:
+        """LocalStack's working directory and state (see ``infra/localstack/venv.py``)."""
+        return self.root / "localstack"
+
+    @property
     def api(self) -> Path:
         """Working directory reserved for the prediction API."""
         return self.root / "api"

@@ -37,7 +37,7 @@ import httpx
 
 from infra import catalog
 from infra.lambda_resources import LAMBDA, LambdaSpec, function_environment
-from infra.local.health import Health, check_http
+from infra.local.health import Health, http_get
 from infra.local.layout import StatePaths
 from infra.local.programs import BuildContext, LocalService, Program
 from infra.local.settings import REPO_ROOT, StackSettings
@@ -62,12 +62,14 @@ REDEPLOY_LOG = "localstack-redeploy"
 
 def ready_hook_path(paths: StatePaths) -> Path:
     """LocalStack's ``ready.d`` script of this stack (under its FILESYSTEM_ROOT, see ``infra/localstack/venv.py``)."""
-    return paths.root.resolve() / "localstack" / "fs" / "etc" / "localstack" / "init" / "ready.d" / "mlops-redeploy.sh"
+    from infra.localstack.venv import init_hook_dir
+
+    return init_hook_dir(paths.root) / "mlops-redeploy.sh"
 
 
 def settings_snapshot_path(paths: StatePaths) -> Path:
     """The stack settings the ready hook deploys with (ports and paths; nothing secret)."""
-    return paths.root.resolve() / "localstack" / "stack-settings.json"
+    return paths.localstack.resolve() / "stack-settings.json"
 
 
 def write_ready_hook(paths: StatePaths, settings: StackSettings, python: str = sys.executable) -> Path:
@@ -130,7 +132,7 @@ def build(ctx: BuildContext) -> LocalService:
         catalog.LOCALSTACK,
         argv,
         env=env,
-        directory=ctx.paths.root / "localstack",
+        directory=ctx.paths.localstack,
         # The function runtimes are LocalStack's children in its process group: stop them with it.
         stopasgroup=True,
         stopwaitsecs=20,
@@ -232,12 +234,12 @@ def localstack_health(topo: catalog.Topology, timeout: float = 3.0) -> Health:
     from infra.localstack.venv import HEALTH_PATH
 
     url = topo.url(catalog.LOCALSTACK, HEALTH_PATH)
-    result = check_http(url, timeout)
-    if not result.ok:
+    result, response = http_get(url, timeout)
+    if response is None:
         return result if url in result.detail else Health(False, f"GET {url}: {result.detail}")
     try:
-        doc = httpx.get(url, timeout=timeout).json()
-    except (httpx.HTTPError, ValueError) as e:
+        doc = response.json()
+    except ValueError as e:
         return Health(False, f"{url}: {type(e).__name__}: {e}")
     services = doc.get("services", {})
     wanted = ("s3", "iam", "lambda", "apigateway")
@@ -295,6 +297,59 @@ def endpoints(topo: catalog.Topology, spec: LambdaSpec = LAMBDA) -> Any:
         return None
 
 
+def deploy_function(
+    topo: catalog.Topology,
+    creds: catalog.Credentials,
+    zip_path: Path,
+    code_sha256: str | None = None,
+    out: Callable[[str], None] | None = None,
+    spec: LambdaSpec = LAMBDA,
+) -> Any:
+    """Create or update the function and its fronts with this stack's configuration (a ``DeployResult``).
+
+    What both ``up`` and ``redeploy-lambda`` run: the boto3 deployer with the environment the Pulumi
+    component also uses (:func:`~infra.lambda_resources.function_environment`) and the local topology.
+    """
+    from infra.localstack import deploy
+
+    return deploy.deploy(
+        gateway_url(topo),
+        function_environment(creds, topo=topo),
+        spec=spec,
+        zip_path=zip_path,
+        code_sha256=code_sha256,
+        timeout=FUNCTION_TIMEOUT_S,
+        out=out,
+    )
+
+
+def redeploy(
+    topo: catalog.Topology,
+    creds: catalog.Credentials,
+    log_path: Path | None = None,
+    out: Callable[[str], None] | None = None,
+    spec: LambdaSpec = LAMBDA,
+) -> str:
+    """Deploy the function again if it is missing or does not answer, from the zip built last; what happened.
+
+    Raises :class:`RuntimeError` when LocalStack does not answer, there is no zip, or the function does
+    not answer once deployed.
+    """
+    if not localstack_health(topo).ok:
+        raise RuntimeError(f"LocalStack does not answer at {gateway_url(topo)}; see {log_path}")
+    eps = endpoints(topo, spec)
+    if eps is not None and probe_function(topo, eps, spec, log_path=log_path).ok:
+        return f"{spec.function_name} is deployed and answers"
+    zip_path = spec.zip_file()
+    if not zip_path.is_file():
+        raise RuntimeError(f"no Lambda package at {zip_path}: run `up`, which builds and deploys it")
+    result = deploy_function(topo, creds, zip_path, out=out, spec=spec)
+    probe = probe_function(topo, result.endpoints, spec, log_path=log_path)
+    if not probe.ok:
+        raise RuntimeError(f"{spec.function_name} redeployed, but: {probe.detail}")
+    return f"{spec.function_name} redeployed ({len(result.changed)} change(s)); {probe.detail}"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Deployment during `up`
 # ---------------------------------------------------------------------------------------------------------
@@ -325,7 +380,6 @@ class LambdaDeployment:
         self.failed: str | None = None
         self.done = False
         self.timings: dict[str, float] = {}
-        self.endpoints: Any = None
         self.changed: list[str] = []
 
     def start(self) -> LambdaDeployment:
@@ -342,10 +396,6 @@ class LambdaDeployment:
         self._cancel.set()
         self._ready.set()
 
-    def join(self, timeout: float | None = None) -> None:
-        """Wait for the job's thread."""
-        self._thread.join(timeout)
-
     def health(self) -> Health:
         """Start-up gate: ok once deployed and answering."""
         if self.failed:
@@ -360,29 +410,19 @@ class LambdaDeployment:
         return Health(False, f"Lambda: {self.phase}")
 
     def _run(self) -> None:
-        from infra.localstack import deploy, lambda_zip
+        from infra.localstack import lambda_zip
 
         try:
-            t0 = time.monotonic()
             package = lambda_zip.ensure_zip(self.spec, out=self._out)
-            self.timings["zip"] = time.monotonic() - t0
             self.phase = "waiting for LocalStack"
             self._ready.wait()
             if self._cancel.is_set():
                 return
             self.phase = "deploying"
             t0 = time.monotonic()
-            result = deploy.deploy(
-                gateway_url(self.topo),
-                function_environment(self.creds, topo=self.topo),
-                spec=self.spec,
-                zip_path=package.path,
-                code_sha256=package.code_sha256,
-                timeout=FUNCTION_TIMEOUT_S,
-                out=self._out,
-            )
+            result = deploy_function(self.topo, self.creds, package.path, package.code_sha256, self._out, self.spec)
             self.timings["deploy"] = time.monotonic() - t0
-            self.changed, self.endpoints = result.changed, result.endpoints
+            self.changed = result.changed
             if self._cancel.is_set():
                 return
             self.phase = "first request (cold start)"
@@ -407,14 +447,14 @@ def client_endpoints(eps: Any) -> dict[str, dict[str, Any]]:
     the endpoint's own URL: curl resolves ``*.localhost`` to 127.0.0.1 itself). ``rest_v1`` also gives
     ``alt_url``, LocalStack's newer path form of the same stage.
     """
-    local = eps.function_url_local.rstrip("/")
+    predict_url, headers = eps.function_url_request("/predict")
     body = "-H 'Content-Type: application/json' -d @request.json"
     return {
         "function_url": {
             "url": eps.function_url,
-            "base_url": local,
-            "headers": {"Host": eps.function_url_host},
-            "predict_url": f"{local}/predict",
+            "base_url": predict_url.removesuffix("/predict"),
+            "headers": headers,
+            "predict_url": predict_url,
             "curl": f"curl -X POST {eps.function_url.rstrip('/')}/predict {body}",
         },
         "rest_v1": {
@@ -447,6 +487,7 @@ __all__ = [
     "build",
     "check",
     "client_endpoints",
+    "deploy_function",
     "describe_endpoints",
     "endpoints",
     "explain_failure",
@@ -455,6 +496,7 @@ __all__ = [
     "localstack_health",
     "probe_function",
     "ready_hook_path",
+    "redeploy",
     "request_function",
     "settings_snapshot_path",
     "status",

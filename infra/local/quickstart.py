@@ -66,12 +66,13 @@ def champion_version(stack: Stack, model_name: str) -> str | None:
     return None
 
 
-def _served_version(stack: Stack) -> str | None:
+def _served_model(stack: Stack) -> dict[str, Any] | None:
+    """The API's ``GET /model`` (the model it serves), or None while it serves none or does not answer."""
     try:
-        response = httpx.get(stack.url(catalog.API, "/model"), timeout=5)
-    except httpx.HTTPError:
+        response = httpx.get(stack.url(catalog.API, "/model"), timeout=10)
+        return response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
         return None
-    return str(response.json().get("version")) if response.status_code == 200 else None
 
 
 def wait_until_served(stack: Stack, version: str, timeout: float = 120.0) -> float:
@@ -149,13 +150,14 @@ def run(
     else:
         out(f"\nchampion v{version} of {model_name} is registered already (`make up` retrains only with --retrain)")
 
-    if _served_version(stack) != version:
+    served = _served_model(stack)
+    if served is None or str(served.get("version")) != version:
         out(f"waiting for the API to serve champion v{version} ...")
         wait_until_served(stack, version)
+        served = _served_model(stack)
     result.champion_version = version
     result.champion_served_s = time.monotonic() - started
-    with contextlib.suppress(httpx.HTTPError, ValueError):
-        result.champion = httpx.get(stack.url(catalog.API, "/model"), timeout=10).json()
+    result.champion = served
 
     body = stack.paths.root / "sample-request.json"
     body.write_text(json.dumps(sample_request(settings), indent=2))
@@ -164,8 +166,7 @@ def run(
         raise PipelineError(f"the API answered with model {answer['model']}, expected champion v{version}")
     result.prediction = {"command": command, "response": answer}
 
-    endpoints = getattr(stack, "lambda_endpoints", lambda: {})() or {}
-    for name, endpoint in endpoints.items():
+    for name, endpoint in stack.lambda_endpoints().items():
         url = endpoint["url"].rstrip("/") + "/predict"
         command, answer = curl_predict(url, str(body), endpoint["predict_url"], endpoint.get("headers"))
         result.lambda_predictions[name] = {"command": command, "response": answer}

@@ -34,8 +34,6 @@ SEAWEED_PORT_FIELDS = ("seaweed_master_port", "seaweed_volume_port", "seaweed_fi
 #: Consecutive ports, from ``localstack_lambda_port``, for LocalStack's Lambda execution environments (two
 #: servers each, see infra/localstack/plugin): at most half as many environments run at once.
 LOCALSTACK_LAMBDA_PORTS = 20
-#: Python versions the LocalStack service needs: LocalStack 2026.3.0 itself, and the function's runtime.
-LOCALSTACK_PYTHONS = ("3.13", "3.12")
 
 
 def _default_localstack_envs() -> Path:
@@ -45,9 +43,12 @@ def _default_localstack_envs() -> Path:
 @functools.cache
 def localstack_unavailable_reason() -> str | None:
     """Why LocalStack cannot run here (a missing interpreter, explained), or None if it can."""
+    from infra.lambda_resources import LAMBDA
     from infra.localstack import venv
 
-    problems = [venv.explain_python_search(v) for v in LOCALSTACK_PYTHONS if venv.find_python(v) is None]
+    # LocalStack's own interpreter, and the one its execution environments run the function on.
+    needed = (venv.LOCALSTACK_PYTHON, LAMBDA.runtime.removeprefix("python"))
+    problems = [venv.explain_python_search(v) for v in needed if venv.find_python(v) is None]
     return "; ".join(problems) or None
 
 

@@ -642,30 +642,14 @@ class Stack:
                 held.enter_context(self.locked(timeout=0, create=False))
             except StackError as e:
                 return f"nothing to do now: {e} (up deploys the Lambda itself)"
-            from infra.lambda_resources import LAMBDA, function_environment
-            from infra.local import localstack_service as ls
-            from infra.localstack import deploy
+            from infra.local import localstack_service
 
-            log_path = self.paths.log(catalog.LOCALSTACK)
-            if not ls.localstack_health(self.topology).ok:
-                raise StackError(f"LocalStack does not answer at {ls.gateway_url(self.topology)}; see {log_path}")
-            eps = ls.endpoints(self.topology)
-            if eps is not None and ls.probe_function(self.topology, eps, log_path=log_path).ok:
-                return f"{LAMBDA.function_name} is deployed and answers"
-            zip_path = LAMBDA.zip_file()
-            if not zip_path.is_file():
-                raise StackError(f"no Lambda package at {zip_path}: run `up`, which builds and deploys it")
-            result = deploy.deploy(
-                ls.gateway_url(self.topology),
-                function_environment(self.credentials(), topo=self.topology),
-                zip_path=zip_path,
-                timeout=ls.FUNCTION_TIMEOUT_S,
-                out=self._out,
-            )
-            probe = ls.probe_function(self.topology, result.endpoints, log_path=log_path)
-            if not probe.ok:
-                raise StackError(f"{LAMBDA.function_name} redeployed, but: {probe.detail}")
-            return f"{LAMBDA.function_name} redeployed ({len(result.changed)} change(s)); {probe.detail}"
+            try:
+                return localstack_service.redeploy(
+                    self.topology, self.credentials(), self.paths.log(catalog.LOCALSTACK), self._out
+                )
+            except RuntimeError as e:
+                raise StackError(str(e)) from e
 
     def memory(self) -> dict[str, Any]:
         """Proportional set size (PSS) of supervisord's process tree, in MB: total and by program."""

@@ -38,7 +38,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -157,10 +157,6 @@ class LambdaEndpoints:
     stage: str
     rest_url: str
     execute_api_url: str
-
-    def as_dict(self) -> dict[str, str]:
-        """Plain data (JSON)."""
-        return asdict(self)
 
     def function_url_request(self, path: str = "/") -> tuple[str, dict[str, str]]:
         """URL and headers of a request to the Function URL that needs no name resolution (any HTTP client)."""

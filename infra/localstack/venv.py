@@ -285,6 +285,17 @@ _DROPPED_PREFIXES = ("PYTHON", "VIRTUAL_ENV", "LOCALSTACK_", "LAMBDA_", "GATEWAY
 _DROPPED = {"SERVICES", "DEBUG", "LS_LOG", "PERSISTENCE", "DNS_ADDRESS", "TMPDIR"}
 
 
+def state_dirs(state_dir: Path) -> dict[str, Path]:
+    """LocalStack's directories under ``<state_dir>/localstack``: ``fs`` (FILESYSTEM_ROOT), ``tmp``, ``cache``."""
+    state = Path(state_dir).resolve() / "localstack"
+    return {name: state / name for name in ("fs", "tmp", "cache")}
+
+
+def init_hook_dir(state_dir: Path, stage: str = "ready.d") -> Path:
+    """Where LocalStack in host mode looks for its init scripts of ``stage`` (``<FILESYSTEM_ROOT>/etc/...``)."""
+    return state_dirs(state_dir)["fs"] / "etc" / "localstack" / "init" / stage
+
+
 def localstack_command_and_env(
     venv: Path,
     state_dir: Path,
@@ -322,8 +333,7 @@ def localstack_command_and_env(
     applied last (e.g. ``{"LS_LOG": "debug"}`` or ``{"SERVICES": "s3,iam,sts,lambda,apigateway,logs"}``).
     The Lambda functions do not inherit this environment: they get their own variables only.
     """
-    state = Path(state_dir).resolve() / "localstack"
-    dirs = {name: state / name for name in ("fs", "tmp", "cache")}
+    dirs = state_dirs(state_dir)
     for path in dirs.values():
         path.mkdir(parents=True, exist_ok=True)
     if lambda_pythons is None:
