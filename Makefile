@@ -60,8 +60,8 @@ status: venv ## Health of every service (JSON: make status ARGS=--json)
 logs: venv ## Service logs (make logs ARGS=mlflow)
 	$(STACK) logs $(ARGS)
 
-lambda-zip: venv ## Build the API's Lambda deployment zip (build/lambda/api-lambda.zip)
-	$(PY) -m api.lambda_build
+lambda-zip: venv ## Build the API's Lambda deployment zip if missing or stale (build/lambda/api-lambda.zip)
+	$(PY) -m infra.localstack.lambda_zip
 
 bench: venv ## Run all benchmarks (they print figures)
 	$(PY) bench/tuning.py

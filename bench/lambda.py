@@ -41,7 +41,7 @@ import httpx  # noqa: E402
 from infra import catalog  # noqa: E402
 from infra.lambda_resources import LAMBDA, function_environment  # noqa: E402
 from infra.local import Stack, StackSettings, allocate_ports, localstack_service  # noqa: E402
-from infra.localstack import deploy, lambda_zip  # noqa: E402
+from infra.localstack import deploy  # noqa: E402
 from ml.settings import MLSettings  # noqa: E402
 from ml.spec import get_spec  # noqa: E402
 
@@ -77,17 +77,18 @@ def timed_posts(url: str, headers: dict[str, str], body: dict[str, Any], n: int)
     return out
 
 
-def cold_start(stack: Stack, env: dict[str, str], marker: str, body: dict[str, Any]) -> float:
-    """Change the function's environment (a new execution environment), then time the first request."""
-    eps = stack.lambda_endpoints()["function_url"]
-    lam = deploy.aws_client("lambda", stack.url(catalog.LOCALSTACK))
-    lam.update_function_configuration(
-        FunctionName=LAMBDA.function_name, Environment={"Variables": {**env, "MLOPS_BENCH_COLD_START": marker}}
-    )
+def set_environment(lam: Any, env: dict[str, str]) -> None:
+    """Give the function ``env`` and wait until the update is done (the next request gets a new environment)."""
+    lam.update_function_configuration(FunctionName=LAMBDA.function_name, Environment={"Variables": env})
     lam.get_waiter("function_updated_v2").wait(
         FunctionName=LAMBDA.function_name, WaiterConfig={"Delay": 0.25, "MaxAttempts": 240}
     )
-    return timed_posts(eps["predict_url"], eps["headers"], body, 1)[0]
+
+
+def cold_start(lam: Any, url: dict[str, Any], env: dict[str, str], marker: str, body: dict[str, Any]) -> float:
+    """Change the function's environment (a new execution environment), then time the first request."""
+    set_environment(lam, {**env, "MLOPS_BENCH_COLD_START": marker})
+    return timed_posts(url["predict_url"], url["headers"], body, 1)[0]
 
 
 def train_quick_champion(stack: Stack, work: Path) -> None:
@@ -131,8 +132,9 @@ def run(stack: Stack, cold_runs: int, warm_n: int) -> dict[str, Any]:
     version = wait_served(stack.url(catalog.API), {})
     env = function_environment(stack.credentials(), topo=stack.topology)
     results: dict[str, Any] = {"endpoints": endpoints, "model_version": version}
+    lam = deploy.aws_client("lambda", stack.url(catalog.LOCALSTACK))
     try:
-        colds = [cold_start(stack, env, str(i), body) for i in range(cold_runs)]
+        colds = [cold_start(lam, url, env, str(i), body) for i in range(cold_runs)]
         served = wait_served(url["base_url"], url["headers"])
         results["cold_start_s"] = [round(c, 3) for c in colds]
         results["cold_start_median_s"] = round(statistics.median(colds), 3)
@@ -145,10 +147,7 @@ def run(stack: Stack, cold_runs: int, warm_n: int) -> dict[str, Any]:
         timed_posts(api, {}, body, 10)
         results["warm_process_api"] = summarize(timed_posts(api, {}, body, warm_n))
     finally:
-        package = lambda_zip.ensure_zip()
-        deploy.deploy(
-            stack.url(catalog.LOCALSTACK), env, zip_path=package.path, code_sha256=package.code_sha256
-        )  # the stack's own configuration again
+        set_environment(lam, env)  # the stack's own configuration again
     return results
 
 

@@ -313,15 +313,9 @@ def _ensure_function(
         lam.update_function_code(FunctionName=spec.function_name, **code, Architectures=list(spec.architectures))
         changed.append(f"lambda function {spec.function_name} code")
         current = _wait(lam, spec, "function_updated_v2", timeout)
-    have = {
-        "FunctionName": current.get("FunctionName"),
-        "Handler": current.get("Handler"),
-        "Runtime": current.get("Runtime"),
-        "MemorySize": current.get("MemorySize"),
-        "Timeout": current.get("Timeout"),
-        "Role": current.get("Role"),
-        "Environment": {"Variables": (current.get("Environment") or {}).get("Variables") or {}},
-    }
+    # The same keys as ``wanted`` (FUNCTION_PARAMETERS, Role, Environment), read back from the function.
+    have = {key: current.get(key) for key in wanted}
+    have["Environment"] = {"Variables": (current.get("Environment") or {}).get("Variables") or {}}
     if have != wanted:
         lam.update_function_configuration(**wanted)
         differing = sorted(k for k in wanted if have.get(k) != wanted[k])

@@ -193,3 +193,16 @@ def ensure_zip(
             raise RuntimeError(f"{path}: {unzipped / 2**20:.1f} MiB unzipped, above Lambda's 250 MiB limit")
         say(f"built {path} in {time.monotonic() - t0:.0f} s ({path.stat().st_size / 2**20:.1f} MiB zipped)")
     return ZipPackage(path, code_sha256, path.stat().st_size, built, time.monotonic() - t0, reason)
+
+
+def main() -> None:
+    """``python -m infra.localstack.lambda_zip`` (``make lambda-zip``): build the zip if missing or stale."""
+    package = ensure_zip(out=print)
+    print(
+        f"{package.path}: {package.size / 2**20:.1f} MiB zipped, {unzipped_size(package.path) / 2**20:.1f} MiB "
+        f"unzipped ({'built' if package.built else 'up to date'}: {package.reason})"
+    )
+
+
+if __name__ == "__main__":
+    main()

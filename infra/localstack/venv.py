@@ -41,21 +41,25 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+# The plugin's names, defined once in the plugin (stdlib-only, importable here): the LocalStack release it
+# targets (it checks it at load time), its executor and gateway-server entry points, its variables.
+from infra.localstack.plugin.mlops_localstack_lambda import (
+    EXECUTOR_NAME,
+    GATEWAY_SERVER_NAME,
+    PORTS_ENV,
+    PYTHONS_ENV,
+)
+from infra.localstack.plugin.mlops_localstack_lambda import (
+    LOCALSTACK_VERSION as LOCALSTACK_VERSION,  # re-exported: the release the lock and the venv pin
+)
+
 HERE = Path(__file__).resolve().parent
 PLUGIN_DIR = HERE / "plugin"
 RUNTIME_PROJECT_DIR = HERE / "lambda-runtime"
 REPO_ROOT = HERE.parent.parent
 
-#: LocalStack release of the lock and of the executor plugin (checked by the plugin at load time).
-LOCALSTACK_VERSION = "2026.3.0"
 #: Interpreter LocalStack 2026.3.0 needs.
 LOCALSTACK_PYTHON = "3.13"
-#: The executor plugin (``LAMBDA_RUNTIME_EXECUTOR``) and its runtime-mapping variable.
-EXECUTOR_NAME = "local-process"
-PYTHONS_ENV = "MLOPS_LAMBDA_PYTHONS"
-PORTS_ENV = "MLOPS_LAMBDA_PORTS"
-#: LocalStack's twisted gateway server bound to GATEWAY_LISTEN's host (a second entry point of the plugin).
-GATEWAY_SERVER_NAME = "twisted-bound"
 VENV_NAME = "localstack-venv"
 PLUGIN_DISTRIBUTION = "mlops-localstack-lambda-executor"
 HEALTH_PATH = "/_localstack/health"
