@@ -293,6 +293,7 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
     signature = infer_signature(example, model.predict(to_matrix(example, spec)))
 
     mlflow.set_experiment(experiment_id=handle.experiment_id)  # the fluent API checks the active experiment
+    budget = trial_budget(study, settings.n_trials)  # a study attribute: one storage read
     with mlflow.start_run(run_id=handle.parent_run_id):
         mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
         mlflow.log_metrics(
@@ -302,7 +303,7 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
                 "best_trial": best.number,
                 "trials_complete": len(completed),
                 "trials_pruned": sum(
-                    t.number < trial_budget(study, settings.n_trials)
+                    t.number < budget
                     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
                 ),
                 **{f"test_{k}": v for k, v in holdout.items()},

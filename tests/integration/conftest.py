@@ -100,5 +100,4 @@ def up_stack(stack: Stack) -> Stack:
 @pytest.fixture(scope="session")
 def trained_stack(stack: Stack) -> tuple[Stack, QuickstartResult]:
     """The session stack after what ``make up`` does: both DAGs run, a champion registered and served."""
-    stack.up()
     return stack, quickstart.run(stack, out=lambda msg: print(f"[up] {msg}", flush=True))

@@ -68,7 +68,7 @@ def lambda_stack_of(trained_stack: tuple[Stack, Any]) -> LambdaStack:
     stack.up()  # idempotent: redeploys the function if LocalStack lost it (it keeps nothing across restarts)
     eps = localstack_service.endpoints(stack.topology)
     assert eps is not None, "LocalStack runs but the function is not deployed"
-    ls = LambdaStack(stack, eps, stack.lambda_endpoints(), str(result.champion_version))
+    ls = LambdaStack(stack, eps, localstack_service.client_endpoints(eps), str(result.champion_version))
     # The function started (at `up`) before the champion existed; it loads it on a later invocation (the retry
     # while it has no model, or the alias check every MLOPS_API_POLL_INTERVAL_S).
     took = wait_for(lambda: served_version(ls) == ls.champion, 120, f"the Lambda to serve champion v{ls.champion}")

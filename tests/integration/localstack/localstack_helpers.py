@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 import time
@@ -17,10 +16,11 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from infra.local.settings import StackSettings, localstack_unavailable_reason
 from infra.localstack import venv as lsvenv
 
 REPO = Path(__file__).resolve().parents[3]
-ENVS_DIR = Path(os.environ.get("MLOPS_LOCALSTACK_ENVS") or REPO / ".tools" / "localstack-envs")
+ENVS_DIR = StackSettings().localstack_envs_dir
 REGION = "us-east-1"
 
 
@@ -29,16 +29,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def missing_pythons() -> str | None:
-    """Why LocalStack cannot run here (a missing interpreter), or None."""
-    problems = [
-        lsvenv.explain_python_search(version)
-        for version in (lsvenv.LOCALSTACK_PYTHON, "3.12")
-        if lsvenv.find_python(version) is None
-    ]
-    return "; ".join(problems) or None
 
 
 @dataclass
@@ -71,7 +61,7 @@ class LocalStack:
 @contextlib.contextmanager
 def running_localstack(state: Path, extra_env: Mapping[str, str] | None = None) -> Iterator[LocalStack]:
     """LocalStack on a free port with its state in ``state``; skipped without Python 3.13/3.12; always stopped."""
-    reason = missing_pythons()
+    reason = localstack_unavailable_reason()
     if reason:
         pytest.skip(f"LocalStack host mode needs Python 3.13 (LocalStack) and 3.12 (the function): {reason}")
     t0 = time.monotonic()
