@@ -96,7 +96,8 @@ def write_ready_hook(paths: StatePaths, settings: StackSettings, python: str = s
         "# LocalStack keeps nothing across restarts: deploy the API's Lambda again, in the background.\n"
         f"cd {shlex.quote(str(REPO_ROOT))} || exit 0\n"
         # A clean environment: LocalStack's own (e.g. its NO_PROXY entries) breaks the HTTP clients.
-        f'env -i PATH="$PATH" HOME="$HOME" LANG="${{LANG:-C.UTF-8}}" \\\n'
+        # PYTHONUNBUFFERED: the log shows each step as it happens, not all of them at exit.
+        f'env -i PATH="$PATH" HOME="$HOME" LANG="${{LANG:-C.UTF-8}}" PYTHONUNBUFFERED=1 \\\n'
         f"  nohup {command} >>{shlex.quote(str(log))} 2>&1 </dev/null &\n"
         "exit 0\n"
     )

@@ -43,12 +43,15 @@ class LambdaStack:
         return httpx.request(method, self.stack.url(catalog.API, path), timeout=30, **kwargs)
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: float = 1.0) -> float:
-    """Poll ``check`` until true; returns the seconds it took, fails the test after ``timeout``."""
+def wait_for(check: Callable[[], bool], timeout: float, what: str | Callable[[], str], interval: float = 1.0) -> float:
+    """Poll ``check`` until true; returns the seconds it took, fails the test after ``timeout``.
+
+    ``what`` names what was awaited; a callable is asked at the time of failure (e.g. for a log's tail).
+    """
     started = time.monotonic()
     while not check():
         if time.monotonic() - started > timeout:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what() if callable(what) else what}")
         time.sleep(interval)
     return time.monotonic() - started
 

@@ -242,12 +242,17 @@ def test_a_restarted_localstack_redeploys_the_lambda_itself(lambda_stack: Lambda
         60,
         "supervisord to restart LocalStack",
     )
+    hook_log = stack.paths.log(localstack_service.REDEPLOY_LOG)
+    # The hook's last line is printed once the whole deployment (function, URL, REST front) answered; the
+    # status turns healthy earlier, as soon as the function itself answers.
     took = wait_for(
-        lambda: stack.status()["services"][catalog.LOCALSTACK]["healthy"], 180, "LocalStack to redeploy the Lambda"
+        lambda: f"{LAMBDA.function_name} redeployed" in hook_log.read_text(),
+        180,
+        lambda: f"LocalStack's ready hook to redeploy the Lambda; its log:\n{hook_log.read_text()}",
     )
     print(f"Lambda redeployed by LocalStack's ready hook {took:.1f} s after the restart")
+    assert stack.status()["services"][catalog.LOCALSTACK]["healthy"]
     assert not [pid for pid in runtimes if psutil.pid_exists(pid)], "function runtimes outlived LocalStack"
-    assert f"{LAMBDA.function_name} redeployed" in stack.paths.log(localstack_service.REDEPLOY_LOG).read_text()
     assert stack.lambda_endpoints() == lambda_stack.clients  # same URLs
     assert served_version(lambda_stack) == lambda_stack.champion
     # `up` finds everything in place: LocalStack keeps running, the deployer changes nothing.
