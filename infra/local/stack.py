@@ -563,51 +563,68 @@ class Stack:
     # status
     # ------------------------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        """Health of every enabled service (one bounded check each), as plain data (JSON-serialisable)."""
+        """Health of every enabled service (one bounded check each), as plain data (JSON-serialisable).
+
+        Each service's verdict comes from :meth:`_service_health`, the one health decision that waits
+        (tests, ``up``) share through :meth:`service_status`.
+        """
         running = self.is_running()
         info = self.supervisor().all_info() if running else {}
         creds = self.credentials() if self.paths.credentials.exists() else None
-        airflow_doc = None
-        now = time.time()
-        services: dict[str, Any] = {}
-        for name in self.services():
-            hc = catalog.SERVICES[name].health
-            pi = info.get(name)
-            entry: dict[str, Any] = {
-                "state": pi.state if pi else "NOT STARTED",
-                "pid": pi.pid if pi and pi.pid else None,
-                "uptime_s": round(now - pi.start, 1) if pi and pi.state == "RUNNING" else None,
-                "check": hc.describe(),
-                "log": str(self.paths.log(name)),
-            }
-            if catalog.SERVICES[name].port:
-                entry["url"] = self.topology.url(name)
-            if pi is None or pi.state != "RUNNING" or creds is None:
-                result = health.Health(False, "process not running")
-            elif hc.kind == "airflow-component":
-                if airflow_doc is None:
-                    try:
-                        airflow_doc = health.airflow_health(self.topology)
-                    except Exception as e:
-                        airflow_doc = {"_error": str(e)}
-                result = health.check_airflow_component(self.topology, hc.component, pi.start, airflow_doc)
-            elif name == catalog.LOCALSTACK:
-                from infra.local import localstack_service
-
-                result, eps = localstack_service.status(self.topology, log_path=self.paths.log(name))
-                if eps is not None:
-                    entry["lambda"] = localstack_service.describe_endpoints(eps)
-            else:
-                result = health.check(name, self.topology, creds)
-            entry["healthy"] = result.ok
-            entry["detail"] = result.detail
-            services[name] = entry
+        airflow_doc: dict[str, Any] = {}
+        services = {name: self._service_health(name, info.get(name), creds, airflow_doc) for name in self.services()}
         return {
             "state_dir": str(self.paths.root),
             "supervisord": {"running": running, "pid": read_pid(self.paths)},
             "healthy": bool(services) and all(e["healthy"] for e in services.values()),
             "services": services,
         }
+
+    def service_status(self, name: str) -> dict[str, Any]:
+        """The :meth:`status` entry of one service (same checks, same verdict)."""
+        info = self.supervisor().info(name) if self.is_running() else None
+        creds = self.credentials() if self.paths.credentials.exists() else None
+        return self._service_health(name, info, creds, {})
+
+    def _service_health(
+        self,
+        name: str,
+        pi: ProcessInfo | None,
+        creds: catalog.Credentials | None,
+        airflow_doc: dict[str, Any],
+    ) -> dict[str, Any]:
+        """State, check and verdict of one service; ``airflow_doc`` caches Airflow's health document."""
+        hc = catalog.SERVICES[name].health
+        entry: dict[str, Any] = {
+            "state": pi.state if pi else "NOT STARTED",
+            "pid": pi.pid if pi and pi.pid else None,
+            "uptime_s": round(time.time() - pi.start, 1) if pi and pi.state == "RUNNING" else None,
+            "check": hc.describe(),
+            "log": str(self.paths.log(name)),
+        }
+        if catalog.SERVICES[name].port:
+            entry["url"] = self.topology.url(name)
+        if pi is None or pi.state != "RUNNING" or creds is None:
+            result = health.Health(False, "process not running")
+        elif hc.kind == "airflow-component":
+            if not airflow_doc:
+                try:
+                    airflow_doc.update(health.airflow_health(self.topology))
+                except Exception as e:
+                    airflow_doc["_error"] = str(e)
+            # The heartbeat must come from the running process, not from the one it replaced.
+            result = health.check_airflow_component(self.topology, hc.component, pi.start, airflow_doc)
+        elif name == catalog.LOCALSTACK:
+            from infra.local import localstack_service
+
+            result, eps = localstack_service.status(self.topology, log_path=self.paths.log(name))
+            if eps is not None:
+                entry["lambda"] = localstack_service.describe_endpoints(eps)
+        else:
+            result = health.check(name, self.topology, creds)
+        entry["healthy"] = result.ok
+        entry["detail"] = result.detail
+        return entry
 
     def lambda_endpoints(self) -> dict[str, dict[str, Any]]:
         """Where the API deployed as a Lambda answers; ``{}`` unless LocalStack runs with the function deployed.
