@@ -13,7 +13,8 @@ export UV_PYTHON_DOWNLOADS := never
 # every process would recompile scikit-learn, MLflow and Airflow on each start.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help venv test test-unit test-integration lint format up down destroy status logs lambda-zip bench clean
+.PHONY: help venv test test-unit test-integration test-docker lint format up down destroy status logs lambda-zip bench \
+	clean pulumi-preview pulumi-up pulumi-destroy
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -21,6 +22,9 @@ help: ## Show the targets
 $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+	@echo "uv $(UV_VERSION) installed into .tools/bin, which is not on your PATH. Pulumi's uv toolchain"
+	@echo "(Pulumi.yaml) runs uv from PATH: use make pulumi-preview/pulumi-up/pulumi-destroy, or"
+	@echo "  export PATH=$(CURDIR)/.tools/bin:\$$PATH"
 
 $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --all-extras --python $(PYTHON)
@@ -30,6 +34,9 @@ venv: $(VENV)/.synced ## Create or update .venv from uv.lock
 
 test: venv ## Run unit and integration tests (integration tests start their own isolated stack)
 	$(PY) -m pytest
+
+test-docker: venv ## Run the Docker tier: the Pulumi program's containers on a real engine (starts one as root)
+	$(PY) -m pytest -m docker tests/docker
 
 test-unit: venv ## Run the fast unit tests only
 	$(PY) -m pytest -m unit
@@ -62,6 +69,18 @@ logs: venv ## Service logs (make logs ARGS=mlflow)
 
 lambda-zip: venv ## Build the API's Lambda deployment zip if missing or stale (build/lambda/api-lambda.zip)
 	$(PY) -m infra.localstack.lambda_zip
+
+# Pulumi runs the program with its uv toolchain (Pulumi.yaml), which needs `uv` on PATH: these targets put
+# the uv that make uses there (.tools/bin when it was bootstrapped). They need the Pulumi CLI.
+PULUMI_PATH := $(abspath $(dir $(UV))):$(PATH)
+PULUMI_STACK ?= dev
+
+pulumi-preview: ## pulumi preview of the Docker stack (needs the Pulumi CLI; STACK: PULUMI_STACK=dev)
+pulumi-up: ## pulumi up: the Docker stack plus the API as a Lambda in LocalStack (builds the Lambda zip first)
+pulumi-destroy: ## pulumi destroy: everything pulumi up created (built images stay)
+pulumi-preview pulumi-up pulumi-destroy: venv lambda-zip
+	@command -v pulumi >/dev/null 2>&1 || { echo "the Pulumi CLI is not installed: https://www.pulumi.com/docs/iac/download-install/"; exit 127; }
+	PATH="$(PULUMI_PATH)" pulumi $(subst pulumi-,,$@) --stack $(PULUMI_STACK) $(ARGS)
 
 bench: venv ## Run all benchmarks (they print figures)
 	$(PY) bench/tuning.py

@@ -182,13 +182,18 @@ class HealthCheck:
 
 @dataclass(frozen=True)
 class Service:
-    """One service of the platform."""
+    """One service of the platform.
+
+    ``stop_grace_s``: how long a stop waits after SIGTERM before SIGKILL (a clean shutdown: Postgres'
+    checkpoint, LocalStack removing its Lambda containers, Airflow finishing its heartbeat).
+    """
 
     name: str
     summary: str
     port: str | None
     depends_on: tuple[str, ...]
     health: HealthCheck
+    stop_grace_s: int = 15
 
     def __post_init__(self) -> None:
         if self.port is not None and self.port not in Ports.__dataclass_fields__:
@@ -206,6 +211,7 @@ SERVICES: dict[str, Service] = {
             "postgres",
             (),
             HealthCheck("sql"),
+            stop_grace_s=30,
         ),
         Service(
             S3,
@@ -234,6 +240,7 @@ SERVICES: dict[str, Service] = {
             None,
             (AIRFLOW_API, MLFLOW, S3),
             HealthCheck("airflow-component", component="scheduler", start_period_s=30),
+            stop_grace_s=30,
         ),
         Service(
             AIRFLOW_DAG_PROCESSOR,
@@ -262,6 +269,7 @@ SERVICES: dict[str, Service] = {
             "localstack",
             (S3,),
             HealthCheck("http", path="/_localstack/health"),
+            stop_grace_s=30,
         ),
     )
 }

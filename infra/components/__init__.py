@@ -1,29 +1,22 @@
-"""Pulumi components of the platform: one ComponentResource per service, rendered from the catalog.
+"""Pulumi components of the platform, rendered from the service catalog.
 
-:class:`MlopsPlatform` wires them together; ``infra/__main__.py`` only loads the config, creates it and
-exports its outputs.
+:class:`MlopsPlatform` creates one generic :class:`ServiceDeployment` per catalog service (container specs
+in :mod:`infra.components.services`) and the :class:`LambdaApi`; ``infra/__main__.py`` only loads the
+config, creates the platform and exports its outputs.
 """
 
-from infra.components.airflow import Airflow
-from infra.components.api import PredictionApi
 from infra.components.config import StackConfig
 from infra.components.lambda_api import LambdaApi
-from infra.components.localstack import LocalStack
-from infra.components.mlflow import Mlflow
-from infra.components.object_store import ObjectStore
 from infra.components.platform import MlopsPlatform
-from infra.components.postgres import Postgres
 from infra.components.secrets import PlatformSecrets
+from infra.components.service import ContainerSpec, Job, ServiceDeployment
 
 __all__ = [
-    "Airflow",
+    "ContainerSpec",
+    "Job",
     "LambdaApi",
-    "LocalStack",
-    "Mlflow",
     "MlopsPlatform",
-    "ObjectStore",
     "PlatformSecrets",
-    "Postgres",
-    "PredictionApi",
+    "ServiceDeployment",
     "StackConfig",
 ]

@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pulumi
 import pulumi_aws as aws
 
 from infra import catalog
 from infra.components.common import TYPE_PREFIX, StackContext
-from infra.components.localstack import LocalStack
 from infra.lambda_resources import (
     LAMBDA,
     LOCALSTACK_ACCESS_KEY,
@@ -47,12 +48,31 @@ def localstack_provider(name: str, endpoint: str, opts: pulumi.ResourceOptions) 
     )
 
 
+def on_published_port(function_url: str, endpoint: str) -> str:
+    """A Function URL as reachable from the host, on the published port of ``endpoint``.
+
+    LocalStack reports its container port (4566) in Function URLs whatever ``LOCALSTACK_HOST`` says. URLs
+    without a port (real AWS: ``https://<id>.lambda-url.<region>.on.aws/``) are returned unchanged.
+    """
+    url = urlsplit(function_url)
+    if url.port is None:
+        return function_url
+    port = urlsplit(endpoint).port
+    return urlunsplit(url._replace(netloc=f"{url.hostname}:{port}")) if port else function_url
+
+
 class LambdaApi(pulumi.ComponentResource):
-    """The FastAPI app through Mangum, fronted by a Function URL, a REST API (v1) and optionally an HTTP API."""
+    """The FastAPI app through Mangum, fronted by a Function URL, a REST API (v1) and optionally an HTTP API.
+
+    Built in four steps, one method each: the code package in S3 (:meth:`_package`), the execution role
+    (:meth:`_role`), the function and its Function URL (:meth:`_function`), and the API Gateway fronts
+    (:meth:`_rest_api`, :meth:`_http_api`).
+    """
 
     provider: aws.Provider
     function: aws.lambda_.Function
     function_url: aws.lambda_.FunctionUrl
+    public_function_url: pulumi.Output[str]  # the Function URL on the published LocalStack port
     rest_api: aws.apigateway.RestApi
     stage: aws.apigateway.Stage
     rest_url: pulumi.Output[str]
@@ -62,7 +82,8 @@ class LambdaApi(pulumi.ComponentResource):
         self,
         name: str,
         ctx: StackContext,
-        localstack: LocalStack,
+        localstack: pulumi.Resource,
+        endpoint: str,
         extra_dependencies: Sequence[pulumi.Resource] = (),
         spec: LambdaSpec = LAMBDA,
         opts: pulumi.ResourceOptions | None = None,
@@ -75,27 +96,63 @@ class LambdaApi(pulumi.ComponentResource):
                 f"Lambda package {package} does not exist: run `make lambda-zip` first, or deploy without the "
                 "Lambda: `pulumi config set --path mlops-platform:localstack.deployLambda false`."
             )
-        deps: list[pulumi.Resource] = [localstack.container, *extra_dependencies]
+        self._name, self._spec = name, spec
+        deps: list[pulumi.Resource] = [localstack, *extra_dependencies]
         self.provider = localstack_provider(
-            f"{name}-localstack", localstack.endpoint, pulumi.ResourceOptions(parent=self, depends_on=deps)
+            f"{name}-localstack", endpoint, pulumi.ResourceOptions(parent=self, depends_on=deps)
         )
-        child = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=deps)
+        self._child = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=deps)
 
-        # Package: S3 upload (the direct-upload limit is 50 MB).
-        bucket = aws.s3.Bucket(f"{name}-code", bucket=spec.code_bucket, force_destroy=True, opts=child)
+        bucket, package_object = self._package(package)
+        role, policies = self._role()
+        self._function(ctx, package, bucket, package_object, role, policies)
+        self.public_function_url = self.function_url.function_url.apply(lambda u: on_published_port(u, endpoint))
+        self._rest_api(endpoint)
+        self.http_api = self._http_api() if ctx.config.localstack.http_api else None
+        self.register_outputs({"function": self.function.name, "rest_url": self.rest_url})
+
+    def _opts(self, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+        """Options of a child resource: this component, the LocalStack provider, extra dependencies."""
+        if not depends_on:
+            return self._child
+        return pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(depends_on=list(depends_on)))
+
+    def _package(self, package: Path) -> tuple[aws.s3.Bucket, aws.s3.BucketObjectv2]:
+        """The zip in S3 (the direct-upload limit is 50 MB)."""
+        name, spec = self._name, self._spec
+        bucket = aws.s3.Bucket(f"{name}-code", bucket=spec.code_bucket, force_destroy=True, opts=self._opts())
         package_object = aws.s3.BucketObjectv2(
-            f"{name}-package", bucket=bucket.id, key=spec.code_key, source=pulumi.FileAsset(str(package)), opts=child
+            f"{name}-package",
+            bucket=bucket.id,
+            key=spec.code_key,
+            source=pulumi.FileAsset(str(package)),
+            opts=self._opts(),
         )
+        return bucket, package_object
 
-        # Execution role with inline policies.
+    def _role(self) -> tuple[aws.iam.Role, list[aws.iam.RolePolicy]]:
+        """The execution role with the spec's inline policies."""
+        name, spec = self._name, self._spec
         role = aws.iam.Role(
-            f"{name}-role", name=spec.role_name, assume_role_policy=spec.assume_role_policy_json(), opts=child
+            f"{name}-role", name=spec.role_name, assume_role_policy=spec.assume_role_policy_json(), opts=self._opts()
         )
         policies = [
-            aws.iam.RolePolicy(f"{name}-{p}", name=p, role=role.id, policy=spec.policy_json(p), opts=child)
+            aws.iam.RolePolicy(f"{name}-{p}", name=p, role=role.id, policy=spec.policy_json(p), opts=self._opts())
             for p in spec.inline_policies
         ]
+        return role, policies
 
+    def _function(
+        self,
+        ctx: StackContext,
+        package: Path,
+        bucket: aws.s3.Bucket,
+        package_object: aws.s3.BucketObjectv2,
+        role: aws.iam.Role,
+        policies: list[aws.iam.RolePolicy],
+    ) -> None:
+        """The function (code from S3, the API's environment) and its public Function URL."""
+        name, spec = self._name, self._spec
         settings = ctx.config.ml_settings()
         variables: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
             ctx.creds.apply(lambda c: function_environment(c, settings, ctx.topo))
@@ -113,12 +170,14 @@ class LambdaApi(pulumi.ComponentResource):
             s3_key=package_object.key,
             source_code_hash=source_code_hash(package),
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=variables),
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[package_object, *policies])),
+            opts=self._opts(package_object, *policies),
         )
-
         # Function URL (public, like the container API).
         self.function_url = aws.lambda_.FunctionUrl(
-            f"{name}-url", function_name=self.function.name, authorization_type=spec.function_url_auth_type, opts=child
+            f"{name}-url",
+            function_name=self.function.name,
+            authorization_type=spec.function_url_auth_type,
+            opts=self._opts(),
         )
         aws.lambda_.Permission(
             f"{name}-url-invoke",
@@ -126,17 +185,19 @@ class LambdaApi(pulumi.ComponentResource):
             function=self.function.name,
             principal="*",
             function_url_auth_type=spec.function_url_auth_type,
-            opts=child,
+            opts=self._opts(),
         )
 
-        # API Gateway REST API (v1): {proxy+} and the root, both ANY -> AWS_PROXY.
-        self.rest_api = aws.apigateway.RestApi(f"{name}-rest", name=spec.rest_api_name, opts=child)
+    def _rest_api(self, endpoint: str) -> None:
+        """API Gateway REST API (v1): ``{proxy+}`` and the root, both ``ANY`` -> ``AWS_PROXY``, one stage."""
+        name, spec = self._name, self._spec
+        self.rest_api = aws.apigateway.RestApi(f"{name}-rest", name=spec.rest_api_name, opts=self._opts())
         proxy = aws.apigateway.Resource(
             f"{name}-proxy",
             rest_api=self.rest_api.id,
             parent_id=self.rest_api.root_resource_id,
             path_part="{proxy+}",
-            opts=child,
+            opts=self._opts(),
         )
         integrations = []
         for suffix, resource_id in (("proxy", proxy.id), ("root", self.rest_api.root_resource_id)):
@@ -146,7 +207,7 @@ class LambdaApi(pulumi.ComponentResource):
                 resource_id=resource_id,
                 http_method="ANY",
                 authorization="NONE",
-                opts=child,
+                opts=self._opts(),
             )
             integrations.append(
                 aws.apigateway.Integration(
@@ -157,7 +218,7 @@ class LambdaApi(pulumi.ComponentResource):
                     type="AWS_PROXY",
                     integration_http_method="POST",
                     uri=self.function.invoke_arn,
-                    opts=child,
+                    opts=self._opts(),
                 )
             )
         # Redeploy when the routes change.
@@ -168,14 +229,14 @@ class LambdaApi(pulumi.ComponentResource):
             f"{name}-deployment",
             rest_api=self.rest_api.id,
             triggers={"routes": fingerprint},
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=integrations)),
+            opts=self._opts(*integrations),
         )
         self.stage = aws.apigateway.Stage(
             f"{name}-stage",
             rest_api=self.rest_api.id,
             deployment=deployment.id,
             stage_name=spec.stage_name,
-            opts=child,
+            opts=self._opts(),
         )
         aws.lambda_.Permission(
             f"{name}-rest-invoke",
@@ -183,22 +244,22 @@ class LambdaApi(pulumi.ComponentResource):
             function=self.function.name,
             principal="apigateway.amazonaws.com",
             source_arn=self.rest_api.id.apply(lambda api_id: spec.rest_api_source_arn(catalog.REGION, api_id)),
-            opts=child,
+            opts=self._opts(),
         )
-        self.rest_url = self.rest_api.id.apply(lambda api_id: localstack_rest_url(localstack.endpoint, api_id))
+        self.rest_url = self.rest_api.id.apply(lambda api_id: localstack_rest_url(endpoint, api_id))
 
-        # Optional API Gateway HTTP API (v2): quick-create with the function as target.
-        self.http_api = None
-        if ctx.config.localstack.http_api:
-            self.http_api = aws.apigatewayv2.Api(
-                f"{name}-http", name=spec.http_api_name, protocol_type="HTTP", target=self.function.arn, opts=child
-            )
-            aws.lambda_.Permission(
-                f"{name}-http-invoke",
-                action="lambda:InvokeFunction",
-                function=self.function.name,
-                principal="apigateway.amazonaws.com",
-                source_arn=self.http_api.execution_arn.apply(lambda arn: f"{arn}/*/*"),
-                opts=child,
-            )
-        self.register_outputs({"function": self.function.name, "rest_url": self.rest_url})
+    def _http_api(self) -> aws.apigatewayv2.Api:
+        """Optional API Gateway HTTP API (v2): quick-create with the function as target (LocalStack Pro, AWS)."""
+        name, spec = self._name, self._spec
+        http_api = aws.apigatewayv2.Api(
+            f"{name}-http", name=spec.http_api_name, protocol_type="HTTP", target=self.function.arn, opts=self._opts()
+        )
+        aws.lambda_.Permission(
+            f"{name}-http-invoke",
+            action="lambda:InvokeFunction",
+            function=self.function.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=http_api.execution_arn.apply(lambda arn: f"{arn}/*/*"),
+            opts=self._opts(),
+        )
+        return http_api

@@ -1,4 +1,8 @@
-"""The whole platform: network, credentials and one component per service, wired in dependency order."""
+"""The whole platform: one :class:`~infra.components.service.ServiceDeployment` per catalog service.
+
+Order comes from the catalog (``depends_on``, :func:`infra.catalog.start_order`): Postgres and MinIO (+
+buckets) -> MLflow -> Airflow (+ migration) and the API; MinIO -> LocalStack -> the API as a Lambda.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,12 @@ import pulumi
 import pulumi_docker as docker
 
 from infra import catalog
-from infra.components.airflow import Airflow
-from infra.components.api import PredictionApi
-from infra.components.common import TYPE_PREFIX, StackContext
+from infra.components.common import TYPE_PREFIX, StackContext, local_image
 from infra.components.config import StackConfig
 from infra.components.lambda_api import LambdaApi
-from infra.components.localstack import LocalStack
-from infra.components.mlflow import Mlflow
-from infra.components.object_store import ObjectStore
-from infra.components.postgres import Postgres
 from infra.components.secrets import PlatformSecrets
+from infra.components.service import ServiceDeployment, job_container
+from infra.components.services import AIRFLOW_COMPONENTS, BUILT_IMAGES, VOLUMES, stack_services, training_trigger_job
 
 
 def _secret_field(creds: pulumi.Output[catalog.Credentials], name: str) -> pulumi.Output[str]:
@@ -26,39 +26,64 @@ def _secret_field(creds: pulumi.Output[catalog.Credentials], name: str) -> pulum
 class MlopsPlatform(pulumi.ComponentResource):
     """Postgres, MinIO, MLflow, Airflow, the API and LocalStack (with the API as a Lambda) on one Docker network.
 
-    Order: Postgres and MinIO (+ buckets) -> MLflow -> Airflow and the API; MinIO -> LocalStack -> Lambda.
     ``stack_outputs`` holds what ``__main__`` exports (credentials as secrets).
     """
 
     stack_outputs: dict[str, pulumi.Input[object]]
+    services: dict[str, ServiceDeployment]
+    images: dict[str, docker.Image]
 
     def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}:Platform", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.secrets = PlatformSecrets("secrets", config.secrets, opts=child)
         self.network = docker.Network("network", name=config.resource_name("net"), opts=child)
+        volumes = {key: docker.Volume(key, name=config.resource_name(key), opts=child) for key in VOLUMES}
         ctx = StackContext(
-            config=config, network=self.network, topo=catalog.Topology.docker(), creds=self.secrets.credentials
+            config=config,
+            network=self.network,
+            topo=catalog.Topology.docker(),
+            creds=self.secrets.credentials,
+            volumes=volumes,
         )
-
-        self.postgres = Postgres("postgres", ctx, opts=child)
-        self.object_store = ObjectStore("minio", ctx, opts=child)
-        upstream: dict[str, pulumi.Resource] = {
-            catalog.POSTGRES: self.postgres.container,
-            catalog.S3: self.object_store.container,
+        self.images = {
+            key: local_image(key, config, built.dockerfile, parent=self, build_args=built.build_args)
+            for key, built in BUILT_IMAGES.items()
         }
-        self.mlflow = Mlflow("mlflow", ctx, upstream, extra_dependencies=[self.object_store.buckets_job], opts=child)
-        upstream[catalog.MLFLOW] = self.mlflow.container
-        # MLflow before Airflow and the API (Airflow's API server alone would not need it, its tasks do).
-        self.airflow = Airflow("airflow", ctx, upstream, extra_dependencies=[self.mlflow.container], opts=child)
-        self.api = PredictionApi("api", ctx, upstream, opts=child)
-        self.localstack = LocalStack("localstack", ctx, upstream, opts=child)
+        plan = stack_services(config, ctx.topo)
+        self.services = {}
+        for service in catalog.start_order():
+            spec = plan.specs[service]
+            waits_for = [*catalog.SERVICES[service].depends_on, *spec.after]
+            image = plan.images[service]
+            self.services[service] = ServiceDeployment(
+                spec,
+                ctx,
+                image=self.images[image].repo_digest if plan.built(service) else image,
+                depends_on=[r for dep in waits_for for r in self.services[dep].ready],
+                opts=child,
+            )
+
+        self.training_trigger: docker.Container | None = None
+        if config.trigger_training:
+            self.training_trigger = job_container(
+                ctx,
+                training_trigger_job(config, ctx.topo),
+                self.images["airflow"].repo_digest,
+                parent=self,
+                depends_on=[r for s in AIRFLOW_COMPONENTS for r in self.services[s].ready],
+            )
 
         self.lambda_api: LambdaApi | None = None
         if config.localstack.deploy_lambda:
             # The function loads the champion from MLflow at its first invocation.
             self.lambda_api = LambdaApi(
-                "lambda", ctx, self.localstack, extra_dependencies=[self.mlflow.container], opts=child
+                "lambda",
+                ctx,
+                localstack=self.services[catalog.LOCALSTACK].container,
+                endpoint=config.host_url(config.ports.localstack),
+                extra_dependencies=[self.services[catalog.MLFLOW].container],
+                opts=child,
             )
 
         self.stack_outputs = self._outputs(config)
@@ -83,15 +108,11 @@ class MlopsPlatform(pulumi.ComponentResource):
             "s3AccessKey": _secret_field(creds, "s3_access_key"),
             "s3SecretKey": _secret_field(creds, "s3_secret_key"),
             "apiAdminKey": _secret_field(creds, "api_admin_key"),
-            "images": {
-                "mlflow": self.mlflow.image.repo_digest,
-                "airflow": self.airflow.image.repo_digest,
-                "api": self.api.image.repo_digest,
-            },
+            "images": {key: image.repo_digest for key, image in self.images.items()},
         }
         if self.lambda_api is not None:
             outputs["lambdaFunctionName"] = self.lambda_api.function.name
-            outputs["lambdaFunctionUrl"] = self.lambda_api.function_url.function_url
+            outputs["lambdaFunctionUrl"] = self.lambda_api.public_function_url
             outputs["lambdaRestApiId"] = self.lambda_api.rest_api.id
             outputs["lambdaRestUrl"] = self.lambda_api.rest_url
             if self.lambda_api.http_api is not None:

@@ -1,5 +1,6 @@
-# Prediction API (FastAPI + uvicorn): the project with the `api` extra only, installed from uv.lock.
-# No Airflow, no MLflow. Build context: the repository root (see api.Dockerfile.dockerignore).
+# Prediction API (FastAPI + uvicorn): the `api` extra's locked dependencies, then only the code it runs (the
+# `api` package and the dataset specs of `ml`). No Airflow, no MLflow. Build context: the repository root;
+# api.Dockerfile.dockerignore sends only the files copied below, so e.g. a README edit rebuilds nothing.
 FROM python:3.12.12-slim-bookworm AS build
 COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 \
@@ -9,19 +10,21 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PYTHON=/usr/local/bin/python3.12 \
     UV_PROJECT_ENVIRONMENT=/opt/venv
 WORKDIR /src
-# Dependencies first: this layer is reused until uv.lock changes.
-COPY pyproject.toml uv.lock README.md ./
+# Dependencies only (the project itself is not installed, so its metadata and README are not needed).
+COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --extra api --no-install-project
-COPY ml ./ml
-COPY api ./api
-COPY infra ./infra
-RUN uv sync --frozen --no-dev --extra api --no-editable
 
 FROM python:3.12.12-slim-bookworm
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home app
 COPY --from=build /opt/venv /opt/venv
+COPY api /opt/mlops/src/api
+COPY ml/__init__.py ml/spec.py /opt/mlops/src/ml/
+COPY ml/datasets /opt/mlops/src/ml/datasets
+# Bytecode compiled at build time: the code is not writable by the service user.
+RUN /opt/venv/bin/python -m compileall -q /opt/mlops/src
 ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/opt/mlops/src \
     PYTHONUNBUFFERED=1
 USER 10001
 WORKDIR /home/app

@@ -29,7 +29,7 @@ LocalStack's community edition keeps nothing across restarts, so the stack calls
 LocalStack start; on a running LocalStack a second call changes nothing (``DeployResult.changed`` is empty).
 
 Public API: :func:`deploy`, :func:`find_endpoints`, :class:`LambdaEndpoints`, :func:`aws_client`,
-:func:`invoke_arn`, :data:`SPEC_FIELDS`.
+:func:`invoke_arn`, :func:`wait_for_function`, :data:`SPEC_FIELDS`.
 """
 
 from __future__ import annotations
@@ -268,18 +268,21 @@ def _function_settings(spec: LambdaSpec, role_arn: str, environment: Mapping[str
     return settings
 
 
-def _wait(lam: Any, spec: LambdaSpec, waiter: str, timeout: float) -> dict[str, Any]:
+def wait_for_function(lam: Any, function_name: str, waiter: str, timeout: float) -> dict[str, Any]:
+    """Wait (boto3 waiter ``function_active_v2``/``function_updated_v2``) and return the function's configuration.
+
+    Raises :class:`DeployError` with the function's state and reason unless it is Active and its last
+    update succeeded.
+    """
     from botocore.exceptions import WaiterError
 
     attempts = max(1, int(timeout / 0.25))
     with contextlib.suppress(WaiterError):  # reported below with the function's state and reason
-        lam.get_waiter(waiter).wait(
-            FunctionName=spec.function_name, WaiterConfig={"Delay": 0.25, "MaxAttempts": attempts}
-        )
-    config: dict[str, Any] = lam.get_function_configuration(FunctionName=spec.function_name)
+        lam.get_waiter(waiter).wait(FunctionName=function_name, WaiterConfig={"Delay": 0.25, "MaxAttempts": attempts})
+    config: dict[str, Any] = lam.get_function_configuration(FunctionName=function_name)
     if config.get("State") != "Active" or config.get("LastUpdateStatus") not in (None, "Successful"):
         raise DeployError(
-            f"function {spec.function_name} is {config.get('State')} (last update "
+            f"function {function_name} is {config.get('State')} (last update "
             f"{config.get('LastUpdateStatus')}): {config.get('StateReason') or config.get('LastUpdateStatusReason')}"
         )
     return config
@@ -306,13 +309,13 @@ def _ensure_function(
             Tags={CUSTOM_ID_TAG: custom_ids(spec)["function_url"]},
         )
         changed.append(f"lambda function {spec.function_name}")
-        return _wait(lam, spec, "function_active_v2", timeout)
+        return wait_for_function(lam, spec.function_name, "function_active_v2", timeout)
     if current.get("State") == "Failed":  # e.g. created while the runtime's interpreter was missing
         raise DeployError(f"function {spec.function_name} is Failed: {current.get('StateReason')}")
     if current.get("CodeSha256") != code_sha256 or list(current.get("Architectures") or []) != list(spec.architectures):
         lam.update_function_code(FunctionName=spec.function_name, **code, Architectures=list(spec.architectures))
         changed.append(f"lambda function {spec.function_name} code")
-        current = _wait(lam, spec, "function_updated_v2", timeout)
+        current = wait_for_function(lam, spec.function_name, "function_updated_v2", timeout)
     # The same keys as ``wanted`` (FUNCTION_PARAMETERS, Role, Environment), read back from the function.
     have = {key: current.get(key) for key in wanted}
     have["Environment"] = {"Variables": (current.get("Environment") or {}).get("Variables") or {}}
@@ -320,7 +323,7 @@ def _ensure_function(
         lam.update_function_configuration(**wanted)
         differing = sorted(k for k in wanted if have.get(k) != wanted[k])
         changed.append(f"lambda function {spec.function_name} configuration ({', '.join(differing)})")
-        current = _wait(lam, spec, "function_updated_v2", timeout)
+        current = wait_for_function(lam, spec.function_name, "function_updated_v2", timeout)
     return current
 
 

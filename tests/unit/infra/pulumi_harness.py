@@ -49,8 +49,9 @@ def fernet_of(password: str) -> str:
 class StackMocks(pulumi_mocks.Mocks):
     """Outputs a provider would return, so that ``apply`` chains (digests, ARNs, URLs) resolve."""
 
-    def __init__(self) -> None:
+    def __init__(self, job_exit_codes: dict[str, int] | None = None) -> None:
         self.passwords: dict[str, str] = {}
+        self.job_exit_codes = job_exit_codes or {}  # Docker name -> exit code of an attached job (default 0)
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         """Echo the inputs and add the computed outputs of each resource type the program uses."""
@@ -63,6 +64,8 @@ class StackMocks(pulumi_mocks.Mocks):
             outputs["result"] = value
         elif typ == "docker:index/image:Image":
             outputs["repoDigest"] = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+        elif typ == "docker:index/container:Container" and args.inputs.get("attach"):
+            outputs["exitCode"] = self.job_exit_codes.get(args.inputs["name"], 0)
         elif typ == "aws:s3/bucket:Bucket":
             rid = args.inputs["bucket"]
             outputs["arn"] = f"arn:aws:s3:::{rid}"
@@ -264,12 +267,17 @@ def dev_config() -> dict[str, Any]:
     }
 
 
-def run_program(config: dict[str, Any], secrets: dict[str, str] | None = None) -> ProgramRun:
-    """Run ``infra/__main__.py`` under mocks with this config (plus ``secrets`` set as secret config)."""
+def run_program(
+    config: dict[str, Any], secrets: dict[str, str] | None = None, job_exit_codes: dict[str, int] | None = None
+) -> ProgramRun:
+    """Run ``infra/__main__.py`` under mocks with this config (plus ``secrets`` set as secret config).
+
+    ``job_exit_codes`` sets the exit code the mocked provider reports for attached job containers.
+    """
     secrets = secrets or {}
     values = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in {**config, **secrets}.items()}
     pulumi.runtime.set_all_config(values, [f"{PROJECT}:{k}" for k in secrets])
-    mocks = StackMocks()
+    mocks = StackMocks(job_exit_codes)
     monitor = RecordingMonitor(mocks)
     pulumi_settings.ROOT.set(None)  # a fresh root Stack, so exports of an earlier run do not leak in
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=STACK, preview=False, monitor=monitor)

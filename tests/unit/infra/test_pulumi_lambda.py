@@ -177,3 +177,15 @@ def test_program_references_the_documented_zip_path() -> None:
     pulumi_dev = (REPO / "Pulumi.dev.yaml").read_text()
     assert f"lambdaZip: {LAMBDA.zip_path}" in pulumi_dev
     assert "make lambda-zip" in (REPO / "README.md").read_text()
+
+
+def test_function_url_output_uses_the_published_port() -> None:
+    """LocalStack reports Function URLs on its container port (4566) whatever LOCALSTACK_HOST says."""
+    from infra.components.lambda_api import on_published_port
+
+    reported = "http://abc123.lambda-url.us-east-1.localhost.localstack.cloud:4566/"
+    assert on_published_port(reported, "http://localhost:14566") == (
+        "http://abc123.lambda-url.us-east-1.localhost.localstack.cloud:14566/"
+    )
+    aws = "https://abc123.lambda-url.us-east-1.on.aws/"
+    assert on_published_port(aws, "http://localhost:14566") == aws

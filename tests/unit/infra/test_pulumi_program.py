@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
+import logging
 import re
 from collections import Counter
 from pathlib import Path
@@ -57,31 +59,15 @@ EXPECTED_DEV_RESOURCES = {
     "aws:apigateway/integration:Integration": 2,
     "aws:apigateway/deployment:Deployment": 1,
     "aws:apigateway/stage:Stage": 1,
-    **{
-        f"mlops:infra:{component}": 1
-        for component in (
-            "Platform",
-            "PlatformSecrets",
-            "Postgres",
-            "ObjectStore",
-            "Mlflow",
-            "Airflow",
-            "PredictionApi",
-            "LocalStack",
-            "LambdaApi",
-        )
-    },
+    **{f"mlops:infra:{component}": 1 for component in ("Platform", "PlatformSecrets", "LambdaApi")},
+    # One generic component per catalog service.
+    "mlops:infra:Service": len(catalog.SERVICES),
 }
-# The component that must own each container (children parented, one component per service).
+# The service component that must own each container (its own, and the jobs that belong to it).
 OWNER = {
-    catalog.POSTGRES: "Postgres",
-    catalog.S3: "ObjectStore",
-    "s3-buckets": "ObjectStore",
-    catalog.MLFLOW: "Mlflow",
-    "airflow-migrate": "Airflow",
-    **dict.fromkeys(AIRFLOW_SERVICES, "Airflow"),
-    catalog.API: "PredictionApi",
-    catalog.LOCALSTACK: "LocalStack",
+    **{service: service for service in catalog.SERVICES},
+    "s3-buckets": catalog.S3,
+    "airflow-migrate": catalog.AIRFLOW_API,
 }
 WAITED_ON = {catalog.POSTGRES, catalog.S3, catalog.MLFLOW, catalog.AIRFLOW_API, catalog.LOCALSTACK}
 
@@ -117,7 +103,8 @@ def test_every_resource_is_parented_to_its_component(dev_run: ProgramRun) -> Non
         assert reg.parent in by_urn, f"{reg.type} {reg.name} has no component parent"
         assert by_urn[reg.parent].type.startswith("mlops:infra:")
     for container in dev_run.containers.values():
-        assert by_urn[container.parent].type == f"mlops:infra:{OWNER[service_of(container)]}"
+        owner = by_urn[container.parent]
+        assert (owner.type, owner.name) == ("mlops:infra:Service", OWNER[service_of(container)]), container.name
 
 
 def test_program_is_thin() -> None:
@@ -398,3 +385,54 @@ def test_missing_lambda_zip_fails_with_instructions(tmp_path: Path) -> None:
     missing = tmp_path / "api-lambda.zip"
     with pytest.raises(pulumi.RunError, match=r"make lambda-zip"):
         run_program({"lambdaZip": str(missing)})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Faults the provider does not report by itself
+# ---------------------------------------------------------------------------------------------------------
+JOB_DEPENDANTS = [("airflow-migrate", catalog.AIRFLOW_API), ("s3-buckets", catalog.MLFLOW)]
+
+
+@pytest.mark.parametrize(("job", "dependant"), JOB_DEPENDANTS)
+def test_a_failed_job_stops_the_deployment_before_its_dependants(
+    job: str, dependant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bridged provider waits for an attached job to exit but never checks its exit code."""
+    from tests.unit.infra.pulumi_harness import StackMocks
+
+    created: set[str] = set()
+    original = StackMocks.new_resource
+
+    def recording(self: StackMocks, args: Any) -> Any:
+        if args.typ == CONTAINER:
+            created.add(args.inputs["name"])
+        return original(self, args)
+
+    monkeypatch.setattr(StackMocks, "new_resource", recording)
+    # Every dependant awaits the failed check; asyncio reports each of those futures when they are collected.
+    monkeypatch.setattr(logging.getLogger("asyncio"), "disabled", True)
+    with pytest.raises(Exception, match=rf"job {PREFIX}-{job} exited with code 3: see `docker logs {PREFIX}-{job}`"):
+        run_program({}, job_exit_codes={f"{PREFIX}-{job}": 3})
+    gc.collect()
+    # Nothing that waits for the job got created: the failure is reported where it happened.
+    assert f"{PREFIX}-{job}" in created and f"{PREFIX}-{dependant}" not in created, sorted(created)
+
+
+def test_containers_stop_gracefully_on_destroy(dev_run: ProgramRun) -> None:
+    """``pulumi destroy`` stops a container with ``destroy_grace_seconds`` (provider default 0: SIGKILL at once),
+    so without it LocalStack cannot remove its Lambda containers and Postgres cannot shut down cleanly."""
+    for container in dev_run.containers.values():
+        service = service_of(container)
+        if service in catalog.SERVICES:
+            grace = catalog.SERVICES[service].stop_grace_s
+            assert container.inputs["destroyGraceSeconds"] == grace >= 10, service
+            assert container.inputs["stopTimeout"] == grace, service
+    assert catalog.SERVICES[catalog.LOCALSTACK].stop_grace_s >= 20
+
+
+def test_localstack_knows_its_own_container(dev_run: ProgramRun) -> None:
+    """LocalStack looks its container up by MAIN_CONTAINER_NAME (default ``localstack-main``) to give each
+    Lambda container its address on the stack network; the program's container has another name."""
+    container = dev_run.containers[f"{PREFIX}-{catalog.LOCALSTACK}"]
+    env = dict(e.split("=", 1) for e in container.inputs["envs"])
+    assert env["MAIN_CONTAINER_NAME"] == container.inputs["name"]
