@@ -1,0 +1,160 @@
+"""The Pulumi program applied to a real Docker engine: build, start, train, serve, restart, destroy.
+
+One deployment of ``infra/__main__.py`` with ``Pulumi.dev.yaml`` (name prefix and host ports overridden for
+isolation, the training trigger turned on) serves every test of this module; the destroy test comes last
+(``DockerStack.ensure_up`` re-applies the program if a test needs the stack after it).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from infra import catalog
+from infra.components.services import BUILT_IMAGES
+from tests.docker import figures
+from tests.docker.docker_stack import PREFIX, REPO, DockerStack
+from tests.docker.engine import Engine
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(2400)]
+
+JOBS = ("s3-buckets", "airflow-migrate")
+
+
+@pytest.fixture(scope="module")
+def stack(engine: Engine, standins: Any) -> Iterator[DockerStack]:
+    """The program's stack, up and healthy; destroyed at the end whatever happens."""
+    s = DockerStack(engine.client, engine.cli, log=lambda msg: print(f"[replay] {msg}", flush=True))
+    s.ensure_up()
+    try:
+        yield s
+    finally:
+        figures.record("Docker stack", s.figures)
+        if s.deployment is not None:
+            s.destroy()
+
+
+@pytest.fixture(scope="module")
+def trained(stack: DockerStack) -> dict[str, Any]:
+    """The stack after the program's training trigger ran the ETL and training DAGs: the served champion."""
+    logs = stack.wait_for_training()
+    assert "training pipeline finished" in logs, logs[-2000:]
+    model = stack.wait_for_champion()
+    stack.figures["memory_mib_after_training"] = stack.memory_mb()
+    return model
+
+
+def test_project_images_are_built_from_their_dockerfiles(stack: DockerStack) -> None:
+    for key in BUILT_IMAGES:
+        image = stack.client.images.get(f"{PREFIX}/{key}:dev")
+        assert stack.outputs["images"][key] == image.id, key
+    # Each service runs the image built for it, referenced by its ID (a rebuild replaces the container).
+    for service in (catalog.MLFLOW, catalog.API, catalog.AIRFLOW_SCHEDULER):
+        key = "airflow" if service.startswith("airflow") else service
+        assert stack.container(service).image.id == stack.outputs["images"][key], service
+
+
+def test_every_container_is_healthy_and_every_job_succeeded(stack: DockerStack) -> None:
+    stack.ensure_up()
+    # `pulumi up` waits only for the containers others depend on; the rest turn healthy on their own.
+    stack.figures.setdefault("up_to_all_healthy_s", stack.figures["up_s"] + stack.wait_all_healthy())
+    assert set(stack.health().values()) == {"healthy"}, stack.health()
+    for job in JOBS:
+        state = stack.container(job).attrs["State"]
+        assert (state["Status"], state["ExitCode"]) == ("exited", 0), job
+    network = stack.client.networks.get(stack.outputs["networkName"])
+    attached = {c.name for c in network.containers}
+    assert {stack.name(s) for s in catalog.SERVICES} <= attached
+    for service in catalog.SERVICES:
+        bindings = stack.container(service).attrs["HostConfig"]["PortBindings"] or {}
+        assert all(b["HostIp"] == "127.0.0.1" for binds in bindings.values() for b in binds), service
+
+
+def test_training_trigger_registers_a_champion_in_mlflow(stack: DockerStack, trained: dict[str, Any]) -> None:
+    name = trained["name"]
+    r = httpx.get(
+        stack.url("mlflow", "/api/2.0/mlflow/registered-models/alias"), params={"name": name, "alias": "champion"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["model_version"]["version"] == str(trained["version"])
+
+
+def test_api_container_answers_like_the_embedded_api(stack: DockerStack, trained: dict[str, Any]) -> None:
+    """The API image (``api`` extra only) and the embedded stack's API process give the same answer."""
+    in_container = stack.predict(stack.url("api"))
+    with stack.host_api() as host_url:
+        on_host = stack.predict(host_url)
+    # Same class, label and model; probabilities equal up to the last bits (the host's Python and BLAS differ).
+    assert {k: v for k, v in in_container.items() if "probabilit" not in k} == {
+        k: v for k, v in on_host.items() if "probabilit" not in k
+    }
+    assert in_container["probability"] == pytest.approx(on_host["probability"], rel=1e-9)
+    assert in_container["probabilities"] == pytest.approx(on_host["probabilities"], rel=1e-9)
+    assert in_container["model"]["alias"] == "champion"
+    print(f"API container: {in_container['label']} (p={in_container['probability']:.3f}) v{trained['version']}")
+
+
+def test_lambda_answers_through_its_function_url_and_rest_v1(stack: DockerStack, trained: dict[str, Any]) -> None:
+    """LocalStack's own Docker executor runs the function in a container on the stack network."""
+    expected = stack.predict(stack.url("api"))
+    gateway, headers = stack.function_url()
+    t0 = time.monotonic()
+    assert stack.predict(gateway, headers=headers) == expected
+    stack.figures["lambda_first_request_s"] = time.monotonic() - t0
+    assert stack.predict(stack.rest_url()) == expected
+    lambdas = [c for c in stack.stack_containers() if "lambda" in c.name and c.status == "running"]
+    assert lambdas, "the function did not run in a container of its own"
+    networks = lambdas[0].attrs["NetworkSettings"]["Networks"]
+    assert stack.outputs["networkName"] in networks
+
+
+def test_restarting_every_container_keeps_the_data(stack: DockerStack, trained: dict[str, Any]) -> None:
+    before = stack.predict(stack.url("api"))
+    lake = stack.lake_objects()
+    runs = stack.dag_runs()
+    assert lake and runs
+    for service in catalog.start_order():
+        stack.container(service).restart(timeout=catalog.SERVICES[service].stop_grace_s)
+    stack.figures["restart_to_healthy_s"] = stack.wait_all_healthy()
+    stack.wait_for_champion()
+    assert stack.predict(stack.url("api")) == before
+    assert stack.lake_objects() == lake
+    assert stack.dag_runs() == runs
+
+
+def test_doc_and_infra_edits_leave_the_service_images_alone(stack: DockerStack) -> None:
+    """Only what an image copies is in its build context: editing the README or the Pulumi program rebuilds
+    nothing (before, both images copied README.md and infra/, and such an edit replaced five containers)."""
+    with tempfile.TemporaryDirectory(prefix="mlops-context-") as tmp:
+        tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+        for rel in tracked.split():
+            target = Path(tmp, rel)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, target)
+        ids = {key: stack.build_in(tmp, key) for key in ("api", "airflow")}
+        for rel in ("README.md", "infra/components/platform.py", "infra/local/stack.py", "bench/stack.py"):
+            with Path(tmp, rel).open("a") as fh:
+                fh.write("\n# an edit that no image should see\n")
+        assert {key: stack.build_in(tmp, key) for key in ids} == ids
+
+
+def test_destroy_leaves_only_the_built_images(stack: DockerStack) -> None:
+    """``pulumi destroy`` removes every container (LocalStack's Lambda containers too), the network and the
+    volumes; the images built from infra/docker/ stay in the engine's cache (the provider never deletes them)."""
+    stack.ensure_up()
+    network = stack.outputs["networkName"]
+    took = stack.destroy()
+    print(f"destroy: {took:.1f} s")
+    assert not stack.stack_containers(), [c.name for c in stack.stack_containers()]
+    assert not stack.client.networks.list(names=[network])
+    assert not [v.name for v in stack.client.volumes.list() if v.name.startswith(f"{PREFIX}-")]
+    for key in BUILT_IMAGES:
+        assert stack.client.images.get(f"{PREFIX}/{key}:dev")
