@@ -12,6 +12,26 @@ in three phases that map onto Airflow tasks:
 
 All three are idempotent, so a retried Airflow task neither duplicates nor corrupts anything.
 :func:`run_search` chains them for notebooks, tests and benchmarks.
+
+**The budget.** A finished search holds exactly ``n_trials`` COMPLETE or PRUNED trials (those that count,
+:func:`ml.tracking.counts_toward_budget`) and exactly one MLflow child run per such trial. All other
+trials are FAIL and have no child run: trials that raised (reason in their ``error`` attribute), trials
+whose process died (interrupted) and trials a racing worker started when the budget was already full
+(``over_budget``, stopped before sampling); other trials run in their place. The parent run records how
+many trials failed, were interrupted and were retried.
+
+**Crashes.** Every running trial writes a heartbeat to the Optuna storage every ``trial_heartbeat_s``
+(Optuna's RDB heartbeat). A RUNNING trial whose heartbeat is older than ``trial_grace_s`` belongs to a
+dead process (a killed worker, or one cut off from the database): the next worker that starts a trial
+or waits for the others fails it and queues its configuration again
+(:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`, up to ``trial_max_retries`` times). A
+worker returns only once the budget is complete: while other workers' trials hold the remaining budget
+it polls every second, reclaims them if they go stale and runs their retries, so a surviving worker
+reclaims a dead one's trial at most ``trial_grace_s`` + ~2 s (poll, 1 s database clock) after the death
+(defaults: heartbeat 10 s, grace 30 s, so ~32 s). When every worker died, the next to start (Airflow's
+retry of a ``tune`` task) or :func:`finish_search` does it: finish completes the budget the same way
+before refitting, so it never finishes while a live worker still runs a trial, and runs any missing
+trial itself when no worker is left.
 """
 
 from __future__ import annotations
@@ -21,7 +41,10 @@ import logging
 import multiprocessing
 import time
 import uuid
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import mlflow
@@ -29,8 +52,13 @@ import numpy as np
 import optuna
 import skops.io
 import sqlalchemy
+import sqlalchemy.orm
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.storages._rdb import models as rdb_models
+from optuna.trial import FrozenTrial, TrialState
 from sklearn.base import clone
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import StratifiedKFold
@@ -44,7 +72,17 @@ from ml.model.pipeline import build_preprocessor
 from ml.model.search_space import FAMILIES
 from ml.settings import MLSettings
 from ml.spec import DatasetSpec
-from ml.tracking import FOLD_SCORES_ATTR, ChildRunLogger, experiment_id, fold_scores
+from ml.tracking import (
+    ERROR_ATTR,
+    FOLD_SCORES_ATTR,
+    OVER_BUDGET_ATTR,
+    ChildRunLogger,
+    counts_toward_budget,
+    experiment_id,
+    fold_scores,
+    log_missing_child_runs,
+    retry_of,
+)
 
 log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -52,6 +90,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 MODEL_ARTIFACT = "model"
 MODEL_ID_TAG = "mlops.model_id"
 OVER_BUDGET = "over the search's trial budget"
+CAUGHT = (ValueError, ArithmeticError)  # a configuration that raises these fails; the search goes on
+POLL_S = 1.0  # how often a worker with nothing to run checks the trials other workers hold
 
 
 @dataclass(frozen=True)
@@ -75,10 +115,65 @@ def _client(settings: MLSettings) -> MlflowClient:
     return MlflowClient()
 
 
+class _RetryInterrupted(RetryHeartbeatStaleTrialCallback):
+    """Queue an interrupted trial's configuration again, without the attributes of its partial run."""
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Heartbeat-stale callback: enqueue the retry (not for a trial stopped before sampling)."""
+        if trial.user_attrs.get(OVER_BUDGET_ATTR):
+            return
+        trial.user_attrs = {}  # a copy (fail_stale_trials deep-copies); fold scores etc. belong to the dead run
+        super().__call__(study, trial)
+
+
+class _HeartbeatStorage(optuna.storages.RDBStorage):
+    """RDBStorage with trial heartbeats that survive database blips and reclaim every dead trial.
+
+    Optuna's heartbeat thread dies at the first database error, after which a trial that is still alive
+    would be taken for a dead one: here a failed heartbeat is logged and the next one tried. Optuna also
+    never fails a RUNNING trial that has no heartbeat row at all (its process died between starting the
+    trial and the first heartbeat, e.g. because the database went away); here such a trial is stale once
+    it started more than the grace period ago (by the workers' clocks).
+    """
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        """Record a heartbeat; a database error is logged, not raised (the thread would stop beating)."""
+        try:
+            super().record_heartbeat(trial_id)
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            log.warning("could not record the heartbeat of trial id %d: %s", trial_id, error)
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        trials, beats = rdb_models.TrialModel.__table__, rdb_models.TrialHeartbeatModel.__table__
+        with sqlalchemy.orm.Session(self.engine) as session:
+            # Heartbeats carry the database's clock (as in Optuna), start times the worker's (naive UTC).
+            db_now = session.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar_one().replace(tzinfo=None)
+            rows = session.execute(
+                sqlalchemy.select(trials.c.trial_id, trials.c.datetime_start, beats.c.heartbeat)
+                .select_from(trials.outerjoin(beats, beats.c.trial_id == trials.c.trial_id))
+                .where(trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING)
+            ).all()
+        grace = timedelta(seconds=self.grace_period or 2 * (self.heartbeat_interval or 1))
+        now = datetime.now(UTC).replace(tzinfo=None)
+        return [
+            trial_id
+            for trial_id, started, heartbeat in rows
+            if (db_now - heartbeat > grace if heartbeat is not None else started is not None and now - started > grace)
+        ]
+
+
 def _storage(settings: MLSettings) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage; SQLite files get write-ahead logging for concurrent worker processes."""
+    """Optuna's RDB storage with trial heartbeats; SQLite files get write-ahead logging for concurrent workers."""
     # pool_pre_ping survives a database restart between tasks; one connection per worker is plenty.
-    storage = optuna.storages.RDBStorage(settings.optuna_storage, engine_kwargs={"pool_pre_ping": True})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)  # the heartbeat API is experimental since 2.9
+        storage = _HeartbeatStorage(
+            settings.optuna_storage,
+            engine_kwargs={"pool_pre_ping": True},
+            heartbeat_interval=settings.trial_heartbeat_s,
+            grace_period=settings.trial_grace_s,
+            heartbeat_stale_trial_callback=_RetryInterrupted(max_retry=settings.trial_max_retries),
+        )
     if storage.engine.dialect.name == "sqlite":
         sqlalchemy.event.listen(storage.engine, "connect", _sqlite_wal)
         storage.engine.dispose()  # connections opened so far predate the listener
@@ -166,6 +261,74 @@ def trial_budget(study: optuna.Study, default: int) -> int:
     return int(study.user_attrs.get("n_trials", default))
 
 
+@dataclass(frozen=True)
+class TrialTally:
+    """Where the trials of a study stand against the budget (see the module docstring)."""
+
+    complete: int = 0
+    pruned: int = 0  # by the pruner (stops over the budget excluded)
+    running: int = 0
+    waiting: int = 0  # queued retries of interrupted trials
+    failed: int = 0  # the objective raised
+    interrupted: int = 0  # the process died (failed by the heartbeat check)
+    retried: int = 0  # counted trials that re-ran an interrupted trial's configuration
+
+    @property
+    def counted(self) -> int:
+        """Trials that count toward the budget."""
+        return self.complete + self.pruned
+
+    @property
+    def holding(self) -> int:
+        """Trials that count, run or wait to run: the budget's slots taken."""
+        return self.counted + self.running + self.waiting
+
+    @classmethod
+    def of(cls, trials: Iterable[FrozenTrial]) -> TrialTally:
+        """Tally ``trials``."""
+        counts = dict.fromkeys(cls.__dataclass_fields__, 0)
+        for trial in trials:
+            if counts_toward_budget(trial):
+                counts["complete" if trial.state is TrialState.COMPLETE else "pruned"] += 1
+                counts["retried"] += retry_of(trial) is not None
+            elif trial.state is TrialState.FAIL and not trial.user_attrs.get(OVER_BUDGET_ATTR):
+                counts["failed" if ERROR_ATTR in trial.user_attrs else "interrupted"] += 1
+            elif trial.state in (TrialState.RUNNING, TrialState.WAITING):
+                counts[trial.state.name.lower()] += 1
+        return cls(**counts)
+
+
+def _holds_slot(trial: FrozenTrial) -> bool:
+    return trial.state in (TrialState.RUNNING, TrialState.WAITING) or counts_toward_budget(trial)
+
+
+def _admitted(trial: optuna.Trial, budget: int) -> bool:
+    """Whether a trial that just started gets one of the budget's slots.
+
+    Trial numbers are unique and ordered, so each trial looks only at the trials numbered before it that
+    count, run or wait: parallel workers agree on who gets the last slots without any lock. A trial
+    numbered below the budget always gets one (no read); later ones (after failures, retries or stops)
+    read the study once.
+    """
+    if trial.number < budget:
+        return True
+    trials = trial.study.get_trials(deepcopy=False)
+    return sum(t.number < trial.number and _holds_slot(t) for t in trials) < budget
+
+
+def _fail_stale_trials(study: optuna.Study) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def _record_error(trial: optuna.Trial, error: Exception) -> None:
+    try:
+        trial.set_user_attr(ERROR_ATTR, f"{type(error).__name__}: {error}"[:500])
+    except Exception:  # the trial was reclaimed, or the database is gone: it will count as interrupted
+        log.debug("could not record the error of trial %d", trial.number, exc_info=True)
+
+
 def make_objective(
     spec: DatasetSpec, settings: MLSettings, x: np.ndarray, y: np.ndarray, budget: int | None = None
 ) -> Any:
@@ -178,8 +341,12 @@ def make_objective(
     stored with the trial. Three storage writes per trial, because with several workers every storage
     operation is a round trip to the database.
 
-    Parallel workers can each start a trial in the instant the budget is reached; a trial numbered
-    beyond ``budget`` stops its worker at once, before sampling anything, and is not logged.
+    Parallel workers can each start a trial in the instant the budget is reached; a trial that gets no
+    slot of ``budget`` (:func:`_admitted`) stops its worker at once, before sampling anything, and ends
+    FAIL, marked ``over_budget`` (it does not count and is not logged). An exception is recorded in the trial's
+    ``error`` attribute before it propagates; a ``BaseException`` such as Airflow's
+    ``AirflowTaskTerminated`` is not (Optuna leaves that trial RUNNING: the heartbeat check reclaims and
+    retries it as interrupted).
     """
     folds = list(StratifiedKFold(settings.cv_folds, shuffle=True, random_state=settings.seed).split(x, y))
     scorer = get_scorer(settings.metric)
@@ -191,9 +358,20 @@ def make_objective(
         )
 
     def objective(trial: optuna.Trial) -> float:
-        if budget is not None and trial.number >= budget:
+        if budget is not None and not _admitted(trial, budget):
+            trial.set_user_attr(OVER_BUDGET_ATTR, True)
             trial.study.stop()
-            raise optuna.TrialPruned(OVER_BUDGET)
+            log.info("trial %d is %s: this worker stops", trial.number, OVER_BUDGET)
+            return float("nan")  # Optuna fails a NaN trial (with one log line; an exception adds a traceback)
+        try:
+            return evaluate_trial(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as error:  # not BaseException: a terminated task (Airflow's SIGTERM) is interrupted
+            _record_error(trial, error)
+            raise
+
+    def evaluate_trial(trial: optuna.Trial) -> float:
         params = suggest_params(trial)
         estimator = estimator_from_params(params, settings.seed, probability=False)
         scores: list[float] = []
@@ -205,56 +383,114 @@ def make_objective(
                     trial.set_user_attr(FOLD_SCORES_ATTR, scores)
                     raise optuna.TrialPruned()
         trial.set_user_attr(FOLD_SCORES_ATTR, scores)
-        return float(np.mean(scores))
+        value = float(np.mean(scores))
+        if not np.isfinite(value):  # Optuna would fail the trial without saying why
+            raise ArithmeticError(f"the mean CV score is {value}")
+        return value
 
     return objective
 
 
-def run_worker(
-    handle: SearchHandle, spec: DatasetSpec, settings: MLSettings, lake: Lake, worker: int = 0, log_trials: bool = True
-) -> dict[str, Any]:
-    """Run trials on the shared study until the whole search reaches its trial budget.
+class _StopAtBudget:
+    """Optuna callback: stop this worker once every slot of the budget is taken or too many trials failed."""
 
-    Each worker samples with its own seed (``seed + worker``) so parallel workers do not propose the
-    same first configurations. Finished trials are logged as MLflow child runs unless ``log_trials`` is
-    off (the benchmark's baseline).
+    def __init__(self, budget: int, max_failed: int) -> None:
+        self.budget = budget
+        self.max_failed = max_failed
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Stop the study's optimisation loop in this process when there is nothing left for it."""
+        tally = TrialTally.of(study.get_trials(deepcopy=False))
+        if tally.holding >= self.budget or tally.failed + tally.interrupted > self.max_failed:
+            study.stop()
+
+
+def complete_budget(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    budget: int,
+    settings: MLSettings,
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+) -> TrialTally:
+    """Run trials until ``budget`` of them count; returns the final tally.
+
+    Before each trial (Optuna does this) and on every poll, trials of dead processes are failed and their
+    configurations queued again. When the remaining slots are held by other workers' running trials,
+    this waits (polling every :data:`POLL_S`) until those finish or go stale. Raises once more than
+    ``settings.max_failed_trials`` (default: the budget) trials failed or were interrupted. A trial of
+    this process that another one took for dead (no heartbeat for the grace period) is dropped: its
+    retry counts instead.
     """
-    train, _, _ = load_split(spec, lake, handle.split_manifest)
-    x, y = to_matrix(train, spec), to_target(train, spec)
-    study = optuna.load_study(
+    max_failed = budget if settings.max_failed_trials is None else settings.max_failed_trials
+    stop = _StopAtBudget(budget, max_failed)
+    current: list[int] = []  # number of the trial this process runs (to recognise one reclaimed under it)
+
+    def tracked(trial: optuna.Trial) -> float:
+        current[:] = [trial.number]
+        return objective(trial)
+
+    while True:
+        _fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        tally = TrialTally.of(trials)
+        if tally.failed + tally.interrupted > max_failed:
+            errors = {t.user_attrs[ERROR_ATTR] for t in trials if ERROR_ATTR in t.user_attrs}
+            raise RuntimeError(
+                f"study {study.study_name}: {tally.failed} trials failed and {tally.interrupted} were "
+                f"interrupted (limit {max_failed}); errors: {sorted(errors)[:5]}"
+            )
+        if tally.counted >= budget:
+            return tally
+        if tally.waiting or tally.holding < budget:
+            try:
+                study.optimize(tracked, n_trials=budget + max_failed, callbacks=[*callbacks, stop], catch=CAUGHT)
+            except ValueError:  # Optuna refuses to tell a trial that another process already failed
+                mine = [t for t in study.get_trials(deepcopy=False) if current and t.number == current[0]]
+                if not mine or mine[0].state is not TrialState.FAIL or ERROR_ATTR in mine[0].user_attrs:
+                    raise
+                log.warning("trial %d was taken for dead (no heartbeat in time); its retry counts", current[0])
+        else:
+            time.sleep(POLL_S)
+
+
+def _load_study(handle: SearchHandle, settings: MLSettings, seed_offset: int) -> optuna.Study:
+    return optuna.load_study(
         study_name=handle.study_name,
         storage=_storage(settings),
         # Multivariate TPE with groups models the conditional space (each family's own parameters).
         # constant_liar is off: with it, every suggestion re-reads the study from the database (Optuna
         # disables its per-trial cache), which costs more than the rare duplicate a few workers propose.
         sampler=optuna.samplers.TPESampler(
-            seed=settings.seed + worker, multivariate=True, group=True, constant_liar=False
+            seed=settings.seed + seed_offset, multivariate=True, group=True, constant_liar=False
         ),
         # Prune after the first fold when it is below the median first fold of earlier trials: bad
         # configurations of the slow families (forests, boosting) then cost one fit instead of k.
         pruner=optuna.pruners.MedianPruner(n_startup_trials=8, n_warmup_steps=0),
     )
+
+
+def run_worker(
+    handle: SearchHandle, spec: DatasetSpec, settings: MLSettings, lake: Lake, worker: int = 0, log_trials: bool = True
+) -> dict[str, Any]:
+    """Run trials on the shared study until the whole search's budget is complete (:func:`complete_budget`).
+
+    Each worker samples with its own seed (``seed + worker``) so parallel workers do not propose the
+    same first configurations. Trials that count are logged as MLflow child runs unless ``log_trials``
+    is off (the benchmark's baseline).
+    """
+    study = _load_study(handle, settings, worker)
     budget = trial_budget(study, settings.n_trials)
-    before = len(study.get_trials(deepcopy=False))
     started = time.perf_counter()
-    callbacks: list[Any] = [optuna.study.MaxTrialsCallback(budget, states=None)]
-    logger = (
-        ChildRunLogger(_client(settings), handle.parent_run_id, worker, handle.study_name, budget)
-        if log_trials
-        else None
-    )
-    if logger:
-        callbacks.append(logger)
-    if before < budget:
-        with threadpool_limits(1):  # parallelism comes from workers, not from BLAS/OpenMP threads
-            study.optimize(
-                make_objective(spec, settings, x, y, budget),
-                n_trials=budget,
-                callbacks=callbacks,
-                catch=(ValueError, ArithmeticError),
-            )
-    if logger:
-        logger.close()
+    logger = ChildRunLogger(_client(settings), handle.parent_run_id, worker, handle.study_name) if log_trials else None
+    try:
+        if TrialTally.of(study.get_trials(deepcopy=False)).counted < budget:
+            train, _, _ = load_split(spec, lake, handle.split_manifest)
+            objective = make_objective(spec, settings, to_matrix(train, spec), to_target(train, spec), budget)
+            with threadpool_limits(1):  # parallelism comes from workers, not from BLAS/OpenMP threads
+                complete_budget(study, objective, budget, settings, [logger] if logger else [])
+    finally:
+        if logger:
+            logger.close()  # also when the search raised: what finished is logged
     return {
         "worker": worker,
         "seconds": round(time.perf_counter() - started, 3),
@@ -265,7 +501,12 @@ def run_worker(
 
 
 def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings, lake: Lake) -> dict[str, Any]:
-    """Refit the best trial on all training data, evaluate on the test split, log everything to the parent run.
+    """Complete the budget, refit the best trial on all training data, evaluate it, log everything to the parent run.
+
+    The budget is complete before anything else happens (:func:`complete_budget`): this waits for trials
+    that live workers still run, reclaims those of dead workers (heartbeat) and runs any missing trial
+    itself (child runs tagged ``worker=finish``), so the search always ends with exactly its budget of
+    counted trials. Counted trials whose child run a killed worker never logged are logged here.
 
     Returns the model URI, model id, run id and metrics. Idempotent: if the parent run already holds a
     model, that model is returned.
@@ -274,17 +515,31 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
     parent = client.get_run(handle.parent_run_id)
     if MODEL_ID_TAG in parent.data.tags:
         return json.loads(parent.data.tags["mlops.result"])
-    study = optuna.load_study(study_name=handle.study_name, storage=_storage(settings))
-    completed = [t for t in study.get_trials(deepcopy=False) if t.state is optuna.trial.TrialState.COMPLETE]
-    if not completed:
-        raise RuntimeError(
-            f"study {handle.study_name} has no completed trial; see the failed child runs of MLflow run "
-            f"{handle.parent_run_id} for the errors"
-        )
-    best = study.best_trial
+    study = _load_study(handle, settings, settings.tuning_workers)  # its own seed, after the workers'
+    budget = trial_budget(study, settings.n_trials)  # a study attribute: one storage read
     train, test, manifest = load_split(spec, lake, handle.split_manifest)
     x_train, y_train = to_matrix(train, spec), to_target(train, spec)
     x_test, y_test = to_matrix(test, spec), to_target(test, spec)
+    tally = TrialTally.of(study.get_trials(deepcopy=False))
+    if tally.counted < budget:  # a worker died and no other one completed the budget
+        log.warning("study %s: %d of %d trials count (%s); completing the budget here", handle.study_name,
+                    tally.counted, budget, tally)  # fmt: skip
+        objective = make_objective(spec, settings, x_train, y_train, budget)
+        logger = ChildRunLogger(client, handle.parent_run_id, "finish", handle.study_name)
+        with logger, threadpool_limits(1):
+            complete_budget(study, objective, budget, settings, [logger])
+    trials = study.get_trials(deepcopy=False)
+    tally = TrialTally.of(trials)
+    counted = [t for t in trials if counts_toward_budget(t)]
+    if tally.counted != budget:  # only a bug in the accounting could get here
+        raise RuntimeError(f"study {handle.study_name} has {tally.counted} counted trials, not its budget {budget}")
+    log_missing_child_runs(client, handle.parent_run_id, study, counted, settings.trial_grace_s, handle.study_name)
+    if not tally.complete:
+        raise RuntimeError(
+            f"study {handle.study_name} has no completed trial (all {tally.pruned} were pruned); "
+            f"see the child runs of MLflow run {handle.parent_run_id}"
+        )
+    best = study.best_trial
     model = build_pipeline(spec, estimator_from_params(best.params, settings.seed, probability=True))
     model.fit(x_train, y_train)
     holdout = evaluate.holdout_metrics(model, x_test, y_test)
@@ -293,7 +548,6 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
     signature = infer_signature(example, model.predict(to_matrix(example, spec)))
 
     mlflow.set_experiment(experiment_id=handle.experiment_id)  # the fluent API checks the active experiment
-    budget = trial_budget(study, settings.n_trials)  # a study attribute: one storage read
     with mlflow.start_run(run_id=handle.parent_run_id):
         mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
         mlflow.log_metrics(
@@ -301,11 +555,12 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
                 "best_cv_score": float(best.value),
                 "best_cv_std": float(np.std(folds)),
                 "best_trial": best.number,
-                "trials_complete": len(completed),
-                "trials_pruned": sum(
-                    t.number < budget
-                    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
-                ),
+                "trials_counted": tally.counted,  # = n_trials = the number of child runs
+                "trials_complete": tally.complete,
+                "trials_pruned": tally.pruned,
+                "trials_failed": tally.failed,  # the objective raised (reason: the trial's "error" attribute)
+                "trials_interrupted": tally.interrupted,  # the process died; reclaimed by heartbeat
+                "trials_retried": tally.retried,  # counted trials that re-ran an interrupted configuration
                 **{f"test_{k}": v for k, v in holdout.items()},
             }
         )

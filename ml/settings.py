@@ -58,6 +58,24 @@ class MLSettings(BaseSettings):
     tuning_workers: int = Field(default=2, ge=1, description="Parallel workers (Airflow mapped tasks).")
     cv_folds: int = Field(default=5, ge=2)
     metric: Metric = "f1"
+    trial_heartbeat_s: int = Field(
+        default=10, ge=1, description="Seconds between the heartbeats a running trial writes to the Optuna storage."
+    )
+    trial_grace_s: int = Field(
+        default=30,
+        ge=2,
+        description="A running trial whose last heartbeat is older than this is failed as interrupted (its "
+        "process died) and its configuration queued again; at least twice the heartbeat interval.",
+    )
+    trial_max_retries: int = Field(
+        default=2, ge=0, description="How often the configuration of an interrupted trial is run again."
+    )
+    max_failed_trials: int | None = Field(
+        default=None,
+        ge=0,
+        description="A search gives up (raises) once more trials than this have failed or been interrupted; "
+        "failed trials do not count toward the budget, so this bounds the extra work. Default: the budget.",
+    )
 
     promotion_margin: float = Field(
         default=0.005, ge=0, description="A challenger must beat the champion by at least this much."
@@ -65,6 +83,15 @@ class MLSettings(BaseSettings):
     min_champion_score: float = Field(
         default=0.9, ge=0, le=1, description="The first model becomes champion only at or above this score."
     )
+
+    @model_validator(mode="after")
+    def _grace_spans_heartbeats(self) -> MLSettings:
+        if self.trial_grace_s < 2 * self.trial_heartbeat_s:
+            raise ValueError(
+                f"trial_grace_s ({self.trial_grace_s}) must be at least twice trial_heartbeat_s "
+                f"({self.trial_heartbeat_s}), or a live trial whose heartbeat is late would be taken for a dead one"
+            )
+        return self
 
     @model_validator(mode="after")
     def _defaults_from_dataset(self) -> MLSettings:

@@ -129,7 +129,8 @@ def test_a_trial_beyond_the_budget_stops_its_worker_and_is_not_logged(lake: Lake
 
     from ml.etl.split import load_split
     from ml.model import to_matrix, to_target
-    from ml.search import OVER_BUDGET, make_objective
+    from ml.search import OVER_BUDGET, TrialTally, make_objective
+    from ml.tracking import OVER_BUDGET_ATTR
 
     spec = get_spec("breast_cancer")
     land(spec, lake, ml_env)
@@ -139,10 +140,11 @@ def test_a_trial_beyond_the_budget_stops_its_worker_and_is_not_logged(lake: Lake
     # a worker asked for 5 trials, but the search's budget is 2 (e.g. another worker took the rest)
     study.optimize(objective, n_trials=5)
     states = [t.state.name for t in study.trials]
-    assert states == ["COMPLETE", "COMPLETE", "PRUNED"]
-    assert study.trials[2].params == {}
+    assert states == ["COMPLETE", "COMPLETE", "FAIL"]
+    assert study.trials[2].params == {} and study.trials[2].user_attrs == {OVER_BUDGET_ATTR: True}
+    assert TrialTally.of(study.trials) == TrialTally(complete=2)  # a stop is neither a failure nor counted
     handle = prepare_search(spec, ml_env, lake)
-    logger = ChildRunLogger(MlflowClient(), handle.parent_run_id, budget=2)
+    logger = ChildRunLogger(MlflowClient(), handle.parent_run_id)
     for trial in study.trials:
         logger(study, trial)
     logger.close()
