@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, TypeAdapter
@@ -49,6 +49,23 @@ def _smoke_value(feature: FeatureSpec) -> Any:
     return feature.minimum if feature.minimum is not None else (feature.maximum if feature.maximum is not None else 0)
 
 
+@dataclass(frozen=True)
+class ModelOrigin:
+    """Where a bundle's files came from: the registry (MLflow) or a champion cache snapshot (local or S3)."""
+
+    kind: Literal["registry", "cache"]
+    location: str
+    observed_at: float | None = None  # cache: when the registry last named this version (per the snapshot)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {
+            "kind": self.kind,
+            "location": self.location,
+            "observed_at": None if self.observed_at is None else _iso(self.observed_at),
+        }
+
+
 @dataclass(frozen=True, eq=False)
 class ModelBundle:
     """One servable model version: estimator, spec, validators and descriptions, immutable."""
@@ -68,6 +85,7 @@ class ModelBundle:
     load_seconds: float = 0.0
     served: dict[str, str] = field(default_factory=dict)
     inference: str = "scikit-learn pipeline"
+    origin: ModelOrigin | None = None  # None: the registry, at ref.artifact_uri
     _encoders: tuple[Callable[[Any], Any], ...] = ()
     _predict_proba: Callable[[np.ndarray], np.ndarray] | None = None
 
@@ -117,6 +135,11 @@ class ModelBundle:
         return out, best
 
     # ------------------------------------------------------------------------------------------- description
+    @property
+    def source_origin(self) -> ModelOrigin:
+        """Where the files came from (the registry unless the bundle was built from a cache snapshot)."""
+        return self.origin or ModelOrigin("registry", self.ref.artifact_uri)
+
     def describe(self) -> dict[str, Any]:
         """Everything GET /model tells: identity, origin, training metrics, data version and feature spec."""
         meta = self.metadata
@@ -132,6 +155,7 @@ class ModelBundle:
             "registered_at_ms": self.ref.created_ms,
             "loaded_at": _iso(self.loaded_at),
             "load_seconds": round(self.load_seconds, 3),
+            "loaded_from": self.source_origin.as_dict(),
             "inference": self.inference,
             "family": meta.get("family"),
             "metrics": {
@@ -199,7 +223,11 @@ def _with_shortcut(bundle: ModelBundle) -> ModelBundle:
 
 
 def build_bundle(
-    ref: ModelRef, mlmodel_bytes: bytes, fetch_model: Callable[[str], bytes], fast_preprocessing: bool = True
+    ref: ModelRef,
+    mlmodel_bytes: bytes,
+    fetch_model: Callable[[str], bytes],
+    fast_preprocessing: bool = True,
+    origin: ModelOrigin | None = None,
 ) -> ModelBundle:
     """Build and self-test a bundle from ``MLmodel`` and a function that downloads a file by name.
 
@@ -246,6 +274,7 @@ def build_bundle(
         # be skipped, unless NaN is a legal (missing) value; parameters were validated when fitting.
         sklearn_config={"assume_finite": not has_nullable, "skip_parameter_validation": True},
         served={"name": ref.name, "version": ref.version, "alias": ref.alias},
+        origin=origin,
         _encoders=tuple(_encoder(f) for f in spec.features),
     )
     if fast_preprocessing:

@@ -1,14 +1,21 @@
 """AWS Lambda entry point: ``api.lambda_handler.handler`` (API Gateway REST v1, HTTP API v2, Function URL, ALB).
 
 Mangum translates each event into an ASGI request for the same FastAPI app that runs in a container.
-The champion is loaded once per execution environment, at import time (Lambda's init phase, which is
-not billed against the invocation timeout): the process-wide store (:func:`api.model_store.get_shared_store`)
-holds it, and the app's lifespan, which Mangum runs on every invocation, finds it already loaded. Instead
-of a background thread (nothing runs between invocations) the lifespan checks the alias when the last
-check is older than ``MLOPS_API_POLL_INTERVAL_S``.
+The champion is loaded once per execution environment, at import time (Lambda's init phase): the
+process-wide store (:func:`api.model_store.get_shared_store`) holds it, and the app's lifespan, which Mangum
+runs on every invocation, finds it already loaded.
 
-If MLflow cannot be reached at init, the function still starts: requests answer 503 and each
-invocation retries (at most every ``MLOPS_API_RETRY_INTERVAL_S``).
+* Init (:meth:`ModelStore.start`): the environment's local champion cache (its /tmp) if it has one, else the
+  registry if it answers within ``MLOPS_API_CHECK_TIMEOUT_S``, else the S3 champion cache
+  (``MLOPS_API_CACHE_S3_URI``, which the API process publishes). The function never writes to S3 (its role
+  only reads): ``cache_publish`` is off here.
+* Invocations never wait on MLflow: the lifespan calls :meth:`ModelStore.schedule_check`, which starts a
+  background check at most once per ``MLOPS_API_POLL_INTERVAL_S`` (``MLOPS_API_RETRY_INTERVAL_S`` while no
+  model is loaded) and returns at once. The thread runs while invocations run (Lambda freezes it in
+  between); the first invocation after it swapped in a new champion serves it.
+
+If neither MLflow nor a cached champion can be had at init, the function still starts: requests answer
+503 until a background check loads a model.
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ def build_handler(settings: ApiSettings | None = None, store: ModelStore | None 
     return Mangum(app, lifespan="auto")
 
 
-settings = ApiSettings()
+settings = ApiSettings(cache_publish=False)  # the function's role reads the S3 champion cache, never writes it
 settings.apply_thread_limits()
 configure_logging(settings.log_level)
-get_shared_store(settings).ensure_loaded()  # the cold start's model load, in the init phase
+store = get_shared_store(settings)
+store.start()  # the cold start's model load, in the init phase
+store.cache.prepare()  # boto3 now, in the init phase, not in a check while invocations run
 handler = build_handler(settings)

@@ -2,8 +2,9 @@
 
 Run it with ``uvicorn api.main:app --workers 1 --no-access-log`` (the service writes its own JSON request
 log). Configuration comes from the environment (:class:`api.settings.ApiSettings`). On start the app
-loads the champion through the process-wide model store (:func:`api.model_store.get_shared_store`), so
-every app of a process shares one loaded model, then checks for a new one in the background.
+serves the champion through the process-wide model store (:func:`api.model_store.get_shared_store`), so
+every app of a process shares one loaded model: from the local champion cache when it has one (without
+waiting on MLflow), else from the registry; then it checks for a new one in the background.
 
 ``app`` is built on first access (a module ``__getattr__``), so importing :func:`create_app` (the Lambda
 handler, the tests) does not build an app that nobody serves.
@@ -39,8 +40,10 @@ def create_app(
     """Build the service.
 
     ``store`` defaults to the process-wide store for ``settings``. With ``background_poll`` (a long-running
-    process) a thread checks the registry for a new champion; without it (Lambda) each invocation's
-    lifespan start checks when the last check is older than the poll interval.
+    process) the lifespan starts the store (:meth:`ModelStore.start`) and a thread checks the registry for a
+    new champion; without it (Lambda, where the handler's init starts the store) each invocation's lifespan
+    start only schedules a background check when one is due, and waits for it only while no model is served
+    (at most ``check_timeout_s + registry_timeout_s``; the alternative would be a 503).
     """
     settings = settings or ApiSettings()
     settings.apply_thread_limits()
@@ -51,10 +54,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if background_poll:
-            await run_in_threadpool(store.ensure_loaded)
+            await run_in_threadpool(store.start)
             store.start_polling()
         else:
-            store.ensure_fresh()  # Lambda: runs on every invocation, cheap unless a check is due
+            store.schedule_check()  # Lambda: runs on every invocation; starts a background check when due
+            if store.bundle is None:  # nothing to serve meanwhile: let this invocation wait for the load, bounded
+                await run_in_threadpool(store.wait_for_check, settings.check_timeout_s + settings.registry_timeout_s)
         metrics.set_model(store.bundle, store.status)
         try:
             yield

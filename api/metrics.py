@@ -9,6 +9,7 @@
 ``mlops_api_model_loaded``                       1 if a model is loaded
 ``mlops_api_model_checks_total{outcome}``        checks of the alias: loaded / unchanged / failed
 ``mlops_api_registry_reachable``                 1 if the last check reached MLflow (and S3)
+``mlops_api_model_from_cache``                   1 if the served model was loaded from the champion cache
 ==============================================  =====================================================
 
 Paths are the service's own routes; anything else is counted as ``other`` so that scanners cannot blow
@@ -61,6 +62,11 @@ class ApiMetrics:
         self.checks = Counter(
             "mlops_api_model_checks", "Checks of the registry alias, by outcome.", ["outcome"], registry=self.registry
         )
+        self.model_from_cache = Gauge(
+            "mlops_api_model_from_cache",
+            "1 if the served model was loaded from the champion cache (not from the registry).",
+            registry=self.registry,
+        )
         self.registry_reachable = Gauge(
             "mlops_api_registry_reachable", "1 if the last check reached the registry.", registry=self.registry
         )
@@ -102,6 +108,7 @@ class ApiMetrics:
         else:
             self.model_version.set(0)
         self.model_loaded.set(1 if bundle is not None else 0)
+        self.model_from_cache.set(1 if bundle is not None and bundle.source_origin.kind == "cache" else 0)
         if status is not None and status.reachable is not None:
             self.registry_reachable.set(1 if status.reachable else 0)
 

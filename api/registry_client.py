@@ -14,6 +14,10 @@ the service needs only three REST calls of the MLflow 3 server (checked against 
    * ``s3://<bucket>/<prefix>``: straight from S3 with boto3 (``AWS_ENDPOINT_URL_S3`` and keys);
    * ``file://`` or a plain path: from the local file system (a server sharing this machine's disk).
 
+Timeouts: the REST calls of an alias check (1 and 2) use ``check_timeout_s`` (short: a server that accepts
+connections but does not answer, e.g. a stopped process, must not hold a check for long); file downloads
+(3) use ``registry_timeout_s``. Both are socket timeouts, applied to the connect and to every read.
+
 Errors fall into two classes that the service reports differently: :class:`RegistryUnavailableError` (MLflow
 or S3 cannot be reached or fails: keep serving what we have) and :class:`ModelNotFoundError` (MLflow answers
 that no version holds the alias).
@@ -87,6 +91,7 @@ class MlflowRegistry:
         self.model_name = settings.model_name
         self.alias = settings.model_alias
         self.timeout = settings.registry_timeout_s
+        self.check_timeout = settings.check_timeout_s
         self._settings = settings
         self._headers = {"Accept": "application/json", "User-Agent": "mlops-prediction-api"}
         if settings.tracking_token is not None:
@@ -102,11 +107,11 @@ class MlflowRegistry:
         return f"models:/{self.model_name}@{self.alias} on {self.tracking_uri}"
 
     # ------------------------------------------------------------------------------------------- HTTP
-    def _get(self, path: str, params: dict[str, str] | None = None) -> bytes:
+    def _get(self, path: str, params: dict[str, str] | None = None, timeout: float | None = None) -> bytes:
         url = self.tracking_uri + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
         request = urllib.request.Request(url, headers=self._headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
                 return bytes(response.read())
         except urllib.error.HTTPError as exc:
             body = exc.read()[:2000]
@@ -126,10 +131,12 @@ class MlflowRegistry:
             raise RegistryUnavailableError(f"MLflow answered {exc.code} {code} for {path}: {message}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+                reason = f"no answer within {timeout or self.timeout:g} s ({reason})"
             raise RegistryUnavailableError(f"cannot reach MLflow at {self.tracking_uri}: {reason}") from None
 
     def _get_json(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
-        data = self._get(path, params)
+        data = self._get(path, params, self.check_timeout)
         try:
             payload = json.loads(data)
         except ValueError:

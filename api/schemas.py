@@ -165,5 +165,9 @@ class ReadyResponse(BaseModel):
 
     ready: bool
     message: str
-    model: dict[str, Any] | None
+    model: dict[str, Any] | None = Field(
+        description="The served version, where it was loaded from (loaded_from.kind: registry or cache) and when "
+        "the registry last confirmed it."
+    )
     registry: dict[str, Any]
+    cache: dict[str, Any] = Field(description="Where the champion cache is read and written (local, s3).")

@@ -8,6 +8,8 @@ The names are the platform's (see ``infra/catalog.py:api_env``): ``MLFLOW_TRACKI
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,7 +49,32 @@ class ApiSettings(BaseSettings):
     retry_interval_s: float = Field(
         default=5.0, ge=0, description="Minimum seconds between load attempts while no model is loaded."
     )
-    registry_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of each MLflow or S3 request.")
+    registry_timeout_s: float = Field(
+        default=10.0, gt=0, description="Connect and read timeout of each model file download (MLflow or S3)."
+    )
+    check_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description=(
+            "Connect and read timeout of each alias check request to MLflow and of each champion cache read on S3: "
+            "how long a check may wait on a server that accepts connections but does not answer."
+        ),
+    )
+    cache_dir: Path | None = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "mlops-api-cache",
+        description=(
+            "Local champion cache (see api.champion_cache): the last champion's files, to start serving without "
+            "MLflow. Default: <TMPDIR>/mlops-api-cache (a Lambda environment's /tmp); empty or 'off' disables it."
+        ),
+    )
+    cache_s3_uri: str | None = Field(
+        default=None,
+        description="s3://bucket/prefix of the shared champion cache (read at start and when MLflow is unreachable).",
+    )
+    cache_publish: bool = Field(
+        default=True,
+        description="Write the champion cache to cache_s3_uri after loading a champion from MLflow (s3:PutObject).",
+    )
     max_batch: int = Field(default=1000, ge=1, description="Most records accepted by POST /predict/batch.")
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024,
@@ -84,6 +111,22 @@ class ApiSettings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else None
+
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _cache_off(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "off", "none", "false", "0")):
+            return None
+        return value
+
+    @field_validator("cache_s3_uri")
+    @classmethod
+    def _s3_uri(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith("s3://") or len(value) <= len("s3://"):
+            raise ValueError(f"expected s3://<bucket>/<prefix>, got {value!r}")
+        return value.rstrip("/")
 
     def apply_thread_limits(self) -> None:
         """Export ``OMP_NUM_THREADS`` and friends (unless already set) before the model's libraries load.

@@ -46,6 +46,9 @@ INLINE_POLICIES: dict[str, dict[str, Any]] = {
             "Resource": "arn:aws:logs:*:*:*",
         }
     ),
+    # The MLflow bucket: model artifacts (an MLflow server without --serve-artifacts) and the API's champion
+    # cache (catalog.CHAMPION_CACHE_URI), which a new execution environment reads when MLflow cannot be reached.
+    # Read only: the API process publishes the cache, the function never writes it.
     "read-models": _policy(
         {
             "Effect": "Allow",
@@ -75,6 +78,11 @@ class LambdaSpec:
     architectures: tuple[str, ...] = ("x86_64",)
     memory_mb: int = 1024
     timeout_s: int = 60
+    #: At most this many execution environments at once (reserved concurrency). Like Lambda, LocalStack starts
+    #: one more environment whenever a request finds all of them busy, so a stall under load (a slow CPU, a
+    #: cold start) snowballs into more cold starts; beyond this cap Lambda and LocalStack throttle (429)
+    #: instead. The embedded stack's port block leaves room for 10 environments.
+    reserved_concurrency: int = 8
     function_url_auth_type: str = "NONE"
     rest_api_name: str = "mlops-api"
     stage_name: str = "prod"

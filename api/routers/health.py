@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -25,7 +27,11 @@ async def health() -> dict[str, str]:
     responses={503: {"model": ReadyResponse, "description": "No model is loaded."}},
 )
 async def ready(request: Request) -> Response:
-    """200 when a model is loaded (even if the registry is unreachable now), else 503; says from where."""
+    """200 when a model is loaded (even if the registry is unreachable now), else 503.
+
+    Says which version is served, where it was loaded from (``model.loaded_from.kind``: ``registry`` or
+    ``cache``), when the registry last confirmed it, the registry's state and where the champion cache lives.
+    """
     store = store_of(request)
     bundle = store.bundle
     status = store.status
@@ -35,23 +41,46 @@ async def ready(request: Request) -> Response:
         model = None
     else:
         ref = bundle.ref
+        origin = bundle.source_origin
         model = {
             **bundle.served,
             "model_id": ref.model_id,
             "run_id": ref.run_id,
             "artifact_uri": ref.artifact_uri,
             "loaded_at": bundle.describe()["loaded_at"],
+            "loaded_from": origin.as_dict(),
+            "registry_confirmed_at": _iso(store.confirmed_at),
         }
-        message = f"serving {ref.name} version {ref.version} (@{ref.alias}) loaded from {ref.artifact_uri}"
+        if origin.kind == "cache":
+            message = (
+                f"serving {ref.name} version {ref.version} (@{ref.alias}) from the champion cache "
+                f"{origin.location} (champion as of {model['loaded_from']['observed_at']})"
+            )
+            if store.confirmed_at is not None:
+                message += f"; the registry confirmed it at {model['registry_confirmed_at']}"
+        else:
+            message = f"serving {ref.name} version {ref.version} (@{ref.alias}) loaded from {ref.artifact_uri}"
         if status.reachable is False:
             message += (
                 f"; the registry is unreachable since {registry['unreachable_since']} "
                 f"({status.last_error}): serving the model already loaded"
             )
+        elif status.reachable is None:
+            message += "; the registry has not answered yet"
         elif status.last_error:
             message += f"; last check: {status.last_error}"
-    body = {"ready": bundle is not None, "message": message, "model": model, "registry": registry}
+    body = {
+        "ready": bundle is not None,
+        "message": message,
+        "model": model,
+        "registry": registry,
+        "cache": store.cache.describe(),
+    }
     return json_response(body, 200 if bundle is not None else 503)
+
+
+def _iso(epoch: float | None) -> str | None:
+    return None if epoch is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -7,6 +7,7 @@ The reload endpoint needs the admin key (``MLOPS_API_ADMIN_KEY``) as ``Authoriza
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -62,11 +63,21 @@ async def on_admin_key_error(_: Request, exc: Exception) -> Response:
     responses={503: {"model": ErrorResponse, "description": "No model is loaded."}},
 )
 async def model_info(request: Request) -> Response:
-    """Name, version, alias, run and model ids, training metrics, data version and the feature spec."""
+    """Name, version, alias, run and model ids, training metrics, data version and the feature spec.
+
+    Also where the model was loaded from (``loaded_from``: the registry or the champion cache) and the
+    registry's state (``registry``: ``reachable``, ``last_check``, ``unreachable_since``, ``last_error``).
+    """
     bundle = current_bundle(request)
     if isinstance(bundle, Response):
         return bundle
-    return json_response(bundle.describe())
+    store = store_of(request)
+    confirmed = store.confirmed_at
+    registry = {
+        **store.status.as_dict(),
+        "confirmed_at": None if confirmed is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(confirmed)),
+    }
+    return json_response({**bundle.describe(), "registry": registry})
 
 
 def _reload_status(result: RefreshResult) -> int:

@@ -166,6 +166,7 @@ class LambdaApi(pulumi.ComponentResource):
             architectures=list(spec.architectures),
             memory_size=spec.memory_mb,
             timeout=spec.timeout_s,
+            reserved_concurrent_executions=spec.reserved_concurrency,
             s3_bucket=bucket.id,
             s3_key=package_object.key,
             source_code_hash=source_code_hash(package),

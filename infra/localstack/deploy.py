@@ -11,7 +11,8 @@ Resources, in order (each created when missing, updated when different, left alo
    hence S3), uploaded only when its SHA-256 (kept in the object's metadata) differs;
 2. IAM role ``role_name`` with ``assume_role_policy`` and the ``inline_policies`` (extra ones removed);
 3. the function (``function_name``, handler, runtime, architectures, memory, timeout, environment), code from
-   S3; code updated when ``CodeSha256`` differs, configuration when any setting differs;
+   S3; code updated when ``CodeSha256`` differs, configuration when any setting differs; its reserved
+   concurrency;
 4. its Function URL (``function_url_auth_type``) and the ``lambda:InvokeFunctionUrl`` permission;
    the URL's id and the REST API's are fixed with LocalStack's ``_custom_id_`` tag (:func:`custom_ids`), so
    that the URLs stay the same across LocalStack restarts (``http://mlops-api.lambda-url.us-east-1.localhost:
@@ -69,6 +70,10 @@ SPEC_FIELDS: dict[str, tuple[str, str]] = {
     "architectures": ("lambda Architectures", "Function(architectures)"),
     "memory_mb": ("lambda MemorySize", "Function(memory_size)"),
     "timeout_s": ("lambda Timeout", "Function(timeout)"),
+    "reserved_concurrency": (
+        "lambda.put_function_concurrency(ReservedConcurrentExecutions)",
+        "Function(reserved_concurrent_executions)",
+    ),
     "function_url_auth_type": ("lambda.create_function_url_config(AuthType)", "FunctionUrl(authorization_type)"),
     "rest_api_name": ("apigateway.create_rest_api(name)", "aws.apigateway.RestApi(name)"),
     "stage_name": ("apigateway.create_deployment(stageName)", "aws.apigateway.Stage(stage_name)"),
@@ -327,6 +332,15 @@ def _ensure_function(
     return current
 
 
+def _ensure_concurrency(lam: Any, spec: LambdaSpec, changed: list[str]) -> None:
+    current = _call_or_none(lam.get_function_concurrency, FunctionName=spec.function_name) or {}
+    if current.get("ReservedConcurrentExecutions") != spec.reserved_concurrency:
+        lam.put_function_concurrency(
+            FunctionName=spec.function_name, ReservedConcurrentExecutions=spec.reserved_concurrency
+        )
+        changed.append(f"lambda function {spec.function_name} reserved concurrency {spec.reserved_concurrency}")
+
+
 def _statement_ids(lam: Any, spec: LambdaSpec) -> dict[str, dict[str, Any]]:
     policy = _call_or_none(lam.get_policy, FunctionName=spec.function_name)
     if policy is None:
@@ -476,6 +490,7 @@ def deploy(
     _ensure_code(s3, spec, package, digest, changed)
     role_arn = _ensure_role(iam, spec, changed)
     config = _ensure_function(lam, spec, role_arn, environment, digest, changed, timeout)
+    _ensure_concurrency(lam, spec, changed)
     function_arn = str(config["FunctionArn"])
     function_url = _ensure_function_url(lam, spec, changed)
     rest_api_id = _ensure_rest_api(apigw, lam, spec, region, function_arn, changed)

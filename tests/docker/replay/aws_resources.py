@@ -63,6 +63,7 @@ INPUTS: dict[str, set[str]] = {
         "s3Key",
         "sourceCodeHash",
         "environment",
+        "reservedConcurrentExecutions",
     },
     FUNCTION_URL: {"functionName", "authorizationType"},
     PERMISSION: {"action", "function", "principal", "functionUrlAuthType", "sourceArn", "statementId"},
@@ -200,6 +201,10 @@ class AwsResources:
         )
         # The AWS provider waits until the function is Active (and fails if it is not).
         config = deploy.wait_for_function(lam, inputs["name"], "function_active_v2", FUNCTION_TIMEOUT_S)
+        if inputs.get("reservedConcurrentExecutions") is not None:
+            lam.put_function_concurrency(
+                FunctionName=inputs["name"], ReservedConcurrentExecutions=int(inputs["reservedConcurrentExecutions"])
+            )
         if config.get("CodeSha256") != inputs.get("sourceCodeHash"):
             raise ReplayError(
                 f"function {inputs['name']}: LocalStack reports code {config.get('CodeSha256')}, "

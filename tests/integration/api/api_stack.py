@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,27 @@ class RegistryStack:
         """Stop the MLflow server (its data stays for :meth:`start_mlflow`)."""
         _stop(self.mlflow_proc)
         self.mlflow_proc = None
+
+    @contextlib.contextmanager
+    def paused_mlflow(self) -> Iterator[None]:
+        """SIGSTOP the MLflow server and its workers, SIGCONT them on exit.
+
+        The kernel still completes TCP handshakes into the listen backlog, so clients connect and then wait
+        for an answer that never comes: the outage a timeout must bound (unlike a refused connection).
+        """
+        import psutil
+
+        assert self.mlflow_proc is not None, "MLflow is not running"
+        root = psutil.Process(self.mlflow_proc.pid)
+        procs = [root, *root.children(recursive=True)]
+        for proc in procs:
+            proc.suspend()
+        try:
+            yield
+        finally:
+            for proc in procs:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    proc.resume()
 
     def close(self) -> None:
         """Stop everything this stack started."""

@@ -8,7 +8,6 @@ project's LocalStack executor pieces: ``infra.localstack.runtime_api`` and ``inf
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 import zipfile
 from collections.abc import Iterator
@@ -19,42 +18,13 @@ import pytest
 
 from api import lambda_build
 from tests.datasets import breast_cancer_record
-from tests.integration.api.api_stack import REPO, RegistryStack
+from tests.integration.api.api_stack import RegistryStack
 from tests.integration.api.conftest import ADMIN_KEY, CHAMPION_MODEL, api_env
 from tests.unit.api.lambda_events import EVENT_KINDS, event, response_body, response_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 runtime_api = pytest.importorskip("infra.localstack.runtime_api", reason="the Lambda Runtime API emulator is missing")
-lambda_venv = pytest.importorskip("infra.localstack.venv", reason="the Lambda runtime environment helper is missing")
-ENVS_DIR = Path(os.environ.get("MLOPS_LOCALSTACK_ENVS") or REPO / ".tools" / "localstack-envs")
-
-
-@pytest.fixture(scope="module")
-def built_zips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The zip built twice, in two directories."""
-    if lambda_build.find_python312() is None:
-        pytest.skip("no Python 3.12 interpreter (the python3.12 runtime's wheels and bytecode need one)")
-    first, _, _ = lambda_build.build(tmp_path_factory.mktemp("zip-a"))
-    second, _, _ = lambda_build.build(tmp_path_factory.mktemp("zip-b"))
-    return first, second
-
-
-@pytest.fixture(scope="module")
-def code_dir(built_zips: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The zip unpacked, as Lambda does into /var/task."""
-    target = tmp_path_factory.mktemp("task")
-    with zipfile.ZipFile(built_zips[0]) as archive:
-        archive.extractall(target)
-    return target
-
-
-@pytest.fixture(scope="module")
-def runtime_python() -> Path:
-    try:
-        return Path(lambda_venv.ensure_lambda_runtime(ENVS_DIR, "python3.12"))
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +32,12 @@ def function(
     code_dir: Path, runtime_python: Path, registry_stack: RegistryStack, champion: dict[str, Any]
 ) -> Iterator[tuple[Any, float]]:
     """One execution environment of the function; yields it and its cold start (start to first response)."""
-    env = api_env(registry_stack, CHAMPION_MODEL, MLOPS_API_POLL_INTERVAL_S="30")
+    env = api_env(
+        registry_stack,
+        CHAMPION_MODEL,
+        MLOPS_API_POLL_INTERVAL_S="30",
+        MLOPS_API_CACHE_DIR=str(code_dir.parent / "function-cache"),
+    )
     fn = runtime_api.LambdaProcess(
         code_dir,
         "api.lambda_handler.handler",

@@ -35,9 +35,11 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def make_settings(**overrides: Any) -> ApiSettings:
-    """Settings for a test: no MLflow, no polling, no retry delay, a known admin key."""
+    """Settings for a test: no MLflow, no polling, no retry delay, a known admin key, no champion cache."""
     values: dict[str, Any] = {
         "tracking_uri": None,
+        "cache_dir": None,
+        "cache_s3_uri": None,
         "model_name": "test_model",
         "poll_interval_s": 0,
         "retry_interval_s": 0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from api.registry_client import ModelNotFoundError, ModelRef, RegistryUnavailableError
@@ -17,6 +18,7 @@ class FakeRegistry:
         self.versions: dict[str, Path] = {}
         self.alias_version: str | None = None
         self.down = False
+        self.stall_s = 0.0  # > 0: each call waits this long, then fails like a request to a stopped server
         self.resolves = 0
         self.fetches = 0
         self._lock = threading.Lock()
@@ -35,8 +37,14 @@ class FakeRegistry:
         with self._lock:
             self.alias_version = version
 
+    def _stall(self) -> None:
+        if self.stall_s > 0:
+            time.sleep(self.stall_s)
+            raise RegistryUnavailableError(f"cannot reach MLflow at http://fake: no answer within {self.stall_s:g} s")
+
     def resolve(self) -> ModelRef:
         self.resolves += 1
+        self._stall()
         if self.down:
             raise RegistryUnavailableError("cannot reach MLflow at http://fake: connection refused")
         version = self.alias_version
@@ -55,6 +63,7 @@ class FakeRegistry:
 
     def fetch(self, ref: ModelRef, filename: str) -> bytes:
         self.fetches += 1
+        self._stall()
         if self.down:
             raise RegistryUnavailableError("cannot reach the artifact store: connection refused")
         return (self.versions[ref.version] / filename).read_bytes()

@@ -91,7 +91,8 @@ def test_the_model_is_loaded_once_not_per_invocation(registry: FakeRegistry) -> 
     time.sleep(0.35)
     handler(event("http_v2", "GET", "/health"), LambdaContext())
     handler(event("http_v2", "GET", "/health"), LambdaContext())
-    assert registry.resolves == resolves + 1  # one alias check per poll interval, at the start of an invocation
+    assert store.wait_for_check(5)
+    assert registry.resolves == resolves + 1  # one alias check per poll interval, started by an invocation
 
 
 def test_a_new_champion_reaches_lambda_without_a_new_environment(
@@ -103,6 +104,10 @@ def test_a_new_champion_reaches_lambda_without_a_new_environment(
     handler = build_handler(settings, store)
     registry.publish("2", model_dirs["bc_hgb"])
     time.sleep(0.15)
+    # the invocation that finds a check due starts it in the background and answers without waiting for it
+    response = handler(event("function_url", "POST", "/predict", breast_cancer_record()), LambdaContext())
+    assert response["statusCode"] == 200
+    assert store.wait_for_check(10)
     response = handler(event("function_url", "POST", "/predict", breast_cancer_record()), LambdaContext())
     assert response_body(response)["model"]["version"] == "2"
 

@@ -86,6 +86,7 @@ def test_function_handler_runtime_and_package(dev_run: ProgramRun, lambda_zip: P
     assert function["runtime"] == "python3.12"
     assert function["name"] == LAMBDA.function_name
     assert function["memorySize"] == LAMBDA.memory_mb and function["timeout"] == LAMBDA.timeout_s
+    assert function["reservedConcurrentExecutions"] == LAMBDA.reserved_concurrency
     assert function["s3Bucket"] == LAMBDA.code_bucket and function["s3Key"] == LAMBDA.code_key
     digest = base64.b64encode(hashlib.sha256(lambda_zip.read_bytes()).digest()).decode()
     assert function["sourceCodeHash"] == digest == source_code_hash(lambda_zip)

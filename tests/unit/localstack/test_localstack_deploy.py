@@ -77,6 +77,7 @@ def sentinel_spec(tmp_path: Path, request: pytest.FixtureRequest) -> LambdaSpec:
         architectures=("arm64",),
         memory_mb=777,
         timeout_s=42,
+        reserved_concurrency=3,
         function_url_auth_type="AWS_IAM",
         rest_api_name=f"rest-{tag}",
         stage_name="sentinelstage",
@@ -124,6 +125,8 @@ def test_the_deployer_applies_every_field(moto_endpoint: str, sentinel_spec: Lam
     seen["architectures"] = cfg["Architectures"] == ["arm64"]
     seen["memory_mb"] = cfg["MemorySize"] == 777
     seen["timeout_s"] = cfg["Timeout"] == 42
+    concurrency = lam.get_function_concurrency(FunctionName=spec.function_name)
+    seen["reserved_concurrency"] = concurrency["ReservedConcurrentExecutions"] == 3
     assert cfg["Role"] == role["Arn"]
     assert cfg["Environment"]["Variables"] == ENV
     assert cfg["CodeSha256"] == source_code_hash(spec.zip_path)
