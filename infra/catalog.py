@@ -36,10 +36,23 @@ LOCALSTACK = "localstack"
 
 POSTGRES_USER = "mlops"
 DATABASES = ("airflow", "mlflow", "optuna")
+#: Postgres server settings of both stacks: a session left idle inside a transaction (a crashed client's
+#: orphaned worker, a stuck connection) is ended after a minute, releasing its locks.
+POSTGRES_SERVER_SETTINGS = {"idle_in_transaction_session_timeout": "60s"}
+#: Per-database settings (``ALTER DATABASE ... SET``): statement timeouts where every query is short. Not
+#: for Airflow's database, whose migrations may legitimately run longer.
+DATABASE_SETTINGS: dict[str, dict[str, str]] = {
+    "mlflow": {"statement_timeout": "30s"},
+    "optuna": {"statement_timeout": "30s"},
+}
 LAKE_BUCKET = "lake"
 MLFLOW_BUCKET = "mlflow"
 BUCKETS = (LAKE_BUCKET, MLFLOW_BUCKET)
 MLFLOW_ARTIFACTS_DESTINATION = f"s3://{MLFLOW_BUCKET}/artifacts"
+#: The prediction API's shared champion cache (see api/champion_cache.py): the last champion's files and a
+#: pointer, published by the API process/container and read by every API instance and the Lambda (whose role
+#: may read the MLflow bucket) when MLflow cannot be reached. Next to MLflow's artifacts, never inside them.
+CHAMPION_CACHE_URI = f"s3://{MLFLOW_BUCKET}/champion-cache"
 AIRFLOW_ADMIN_USER = "admin"
 REGION = "us-east-1"
 
@@ -308,6 +321,12 @@ def postgres_url(topo: Topology, creds: Credentials, database: str, driver: str 
     )
 
 
+def database_settings_sql(database: str) -> list[str]:
+    """``ALTER DATABASE`` statements applying :data:`DATABASE_SETTINGS` to one database (idempotent)."""
+    settings = DATABASE_SETTINGS.get(database, {})
+    return [f"ALTER DATABASE {database} SET {key} = '{value}';" for key, value in settings.items()]
+
+
 def s3_endpoint(topo: Topology) -> str:
     """S3 API endpoint URL."""
     return topo.url(S3)
@@ -390,6 +409,10 @@ def airflow_env(
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        # A task whose process died (e.g. with its worker) is failed and retried after 1 minute, not 5.
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_SEC": "10",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "60",
         "AIRFLOW__API__HOST": topo.bind_host,
         "AIRFLOW__API__PORT": str(topo.port(AIRFLOW_API)),
         "AIRFLOW__API__BASE_URL": topo.url(AIRFLOW_API),
@@ -412,6 +435,7 @@ def api_env(topo: Topology, creds: Credentials, settings: MLSettings | None = No
         "MLFLOW_TRACKING_URI": topo.url(MLFLOW),
         "MLOPS_MODEL_NAME": str(settings.model_name),
         "MLOPS_API_ADMIN_KEY": creds.api_admin_key,
+        "MLOPS_API_CACHE_S3_URI": CHAMPION_CACHE_URI,
     }
 
 

@@ -42,8 +42,16 @@ POSTGRES_INIT_SCRIPT = "/docker-entrypoint-initdb.d/10-create-databases.sql"
 
 
 def postgres_init_sql() -> str:
-    """SQL run once, on an empty volume: one database per catalog database (no secret in it)."""
-    return "".join(f"CREATE DATABASE {db} OWNER {catalog.POSTGRES_USER};\n" for db in catalog.DATABASES)
+    """SQL run once, on an empty volume: one database per catalog database, with its settings (no secret)."""
+    lines = []
+    for db in catalog.DATABASES:
+        lines += [f"CREATE DATABASE {db} OWNER {catalog.POSTGRES_USER};", *catalog.database_settings_sql(db)]
+    return "".join(f"{line}\n" for line in lines)
+
+
+def postgres_command() -> list[str]:
+    """The image's server with the catalog's server settings (``postgres -c key=value ...``)."""
+    return ["postgres", *(arg for k, v in catalog.POSTGRES_SERVER_SETTINGS.items() for arg in ("-c", f"{k}={v}"))]
 
 
 def postgres_env(values: StackValues) -> dict[str, str]:
@@ -222,6 +230,7 @@ def stack_services(config: StackConfig, topo: catalog.Topology) -> StackServices
         catalog.POSTGRES: ContainerSpec(
             catalog.POSTGRES,
             env=postgres_env,
+            command=postgres_command(),
             mounts=[Mount(POSTGRES_DATA_DIR, volume="pgdata")],
             uploads={POSTGRES_INIT_SCRIPT: postgres_init_sql()},
             init=False,  # the image's entrypoint handles signals itself

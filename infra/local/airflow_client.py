@@ -18,6 +18,17 @@ TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 TERMINAL_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 
 
+def _ts(value: str | None) -> datetime | None:
+    """A timestamp of the API (ISO 8601, ``Z`` or offset) as an aware datetime."""
+    if not value:
+        return None
+    try:
+        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
 class AirflowError(RuntimeError):
     """An Airflow API call failed or a wait ran out of time."""
 
@@ -149,23 +160,65 @@ class AirflowClient:
         q = {"limit": limit, "order_by": "-id", **params}
         return self._json("GET", f"/api/v2/dags/{dag_id}/dagRuns", params=q)["dag_runs"]
 
-    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
-        """State of every task instance of a run (``task[i]`` for mapped instances)."""
-        states: dict[str, str | None] = {}
-        offset = 0
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Every task instance of a run, as the API returns them (all pages)."""
+        found: list[dict[str, Any]] = []
         while True:
             page = self._json(
                 "GET",
                 f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
-                params={"limit": 100, "offset": offset},
+                params={"limit": 100, "offset": len(found)},
             )
             items = page.get("task_instances", [])
-            for ti in items:
-                key = ti["task_id"] if ti.get("map_index", -1) in (-1, None) else f"{ti['task_id']}[{ti['map_index']}]"
-                states[key] = ti.get("state")
-            offset += len(items)
-            if not items or offset >= page.get("total_entries", 0):
-                return states
+            found += items
+            if not items or len(found) >= page.get("total_entries", 0):
+                return found
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        """State of every task instance of a run (``task[i]`` for mapped instances)."""
+        states: dict[str, str | None] = {}
+        for ti in self.task_instances(dag_id, run_id):
+            key = ti["task_id"] if ti.get("map_index", -1) in (-1, None) else f"{ti['task_id']}[{ti['map_index']}]"
+            states[key] = ti.get("state")
+        return states
+
+    def running_dag_runs(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Runs of every DAG that are in state ``running``."""
+        q = {"limit": limit, "state": "running", "order_by": "-id"}
+        return self._json("GET", "/api/v2/dags/~/dagRuns", params=q)["dag_runs"]
+
+    def stuck_dag_runs(self, stuck_after_s: float, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Running DAG runs that made no progress for ``stuck_after_s``.
+
+        No progress: no task instance is running (or deferred) and none changed state (queued, started,
+        ended) since then. A long task does not count as stuck: it runs, and a task whose process died is
+        failed by the scheduler within its heartbeat timeout, which is a change.
+        """
+        now = now or datetime.now(UTC)
+        stuck = []
+        for run in self.running_dag_runs():
+            tis = self.task_instances(run["dag_id"], run["dag_run_id"])
+            if any(ti.get("state") in ("running", "deferred") for ti in tis):
+                continue
+            stamps = [_ts(run.get("start_date")), _ts(run.get("queued_at"))]
+            for ti in tis:
+                stamps += [_ts(ti.get(k)) for k in ("queued_when", "scheduled_when", "start_date", "end_date")]
+            last = max((t for t in stamps if t is not None), default=None)
+            if last is not None and (now - last).total_seconds() > stuck_after_s:
+                waiting = sorted(
+                    ti["task_id"] if ti.get("map_index", -1) in (-1, None) else f"{ti['task_id']}[{ti['map_index']}]"
+                    for ti in tis
+                    if ti.get("state") not in TERMINAL_TI_STATES
+                )
+                stuck.append(
+                    {
+                        "dag_id": run["dag_id"],
+                        "run_id": run["dag_run_id"],
+                        "no_progress_s": round((now - last).total_seconds()),
+                        "waiting": waiting,
+                    }
+                )
+        return stuck
 
     def wait_for_dag_run(
         self,

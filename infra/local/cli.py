@@ -35,6 +35,12 @@ def _print_table(status: dict) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         typer.echo("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4][:100])
+    runs = status.get("dag_runs") or {}
+    for run in runs.get("stuck", []):
+        typer.echo(
+            f"STUCK DAG run {run['dag_id']} {run['run_id']}: no progress for {run['no_progress_s']} s "
+            f"(waiting: {', '.join(run['waiting']) or 'nothing'}); see `make logs ARGS=airflow-scheduler`"
+        )
     eps = status["services"].get(catalog.LOCALSTACK, {}).get("lambda")
     if eps:
         _print_lambda(eps)

@@ -1,11 +1,20 @@
-"""Start a supervised program after removing what a previous instance of it left behind.
+"""Start a supervised program after ending everything a previous instance of it left behind.
 
 supervisor runs ``python infra/local/launch.py <command...>`` which then *replaces itself* (``exec``) with
-the command, so supervisor still signals and watches the real process. Before that, it terminates every
-process that carries this stack's marker and this program's ``SUPERVISOR_PROCESS_NAME`` in its environment:
-children of a previous instance that was killed (e.g. ``mlflow server``'s uvicorn worker, which keeps the
-port and would make every restart fail with "address already in use").
+the command, so supervisor still signals and watches the real process. supervisor starts every program as
+the leader of its own process group; this launcher records that group in
+``<state>/run/<program>.pgid`` (the stack's ``StatePaths.group_file``). When the program starts again, the
+launcher first ends the previous instance's group **and every descendant of its members**, whatever they
+did to their titles, environments or own process groups: e.g. the LocalExecutor workers of a SIGKILLed
+Airflow scheduler (which hold its database sessions and row locks) and the task processes they started,
+or the backends of a SIGKILLed Postgres (which hold its shared memory, so the new postmaster would refuse
+to start). Processes that still carry this stack's marker and this program's name in their environment are
+ended too. A group counts only inside supervisord's session (the stack's), so a recycled process group id
+can never point at someone else's processes.
 
+With ``--user NAME`` (a program that runs as another OS user, e.g. Postgres when the stack runs as root)
+the clean-up runs with the launcher's rights and the program as that user. ``infra/local/supervisor.py``
+reads the same records when it stops the stack (``make down``).
 Run by path, not as ``-m infra.local.launch``: importing the package would cost ~0.3 s per start.
 """
 
@@ -13,16 +22,51 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import signal
 import sys
+from pathlib import Path
 
 import psutil
 
 MARKER = "MLOPS_STACK_INSTANCE"  # same as infra.local.supervisor.STACK_MARKER_ENV
+RUN_DIR = "run"  # same as infra.local.layout.StatePaths.run
+
+
+def group_file(instance: str, program: str) -> Path:
+    """The record of ``program``'s process group in stack ``instance`` (its state directory)."""
+    return Path(instance) / RUN_DIR / f"{program}.pgid"
+
+
+def group_members(pgid: int, session: int) -> list[psutil.Process]:
+    """Live processes of process group ``pgid`` in ``session``, and all their descendants."""
+    members: dict[int, psutil.Process] = {}
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.pid != me and os.getpgid(proc.pid) == pgid and os.getsid(proc.pid) == session:
+                members[proc.pid] = proc
+        except (OSError, psutil.Error):
+            continue
+    for proc in list(members.values()):
+        with contextlib.suppress(psutil.Error):
+            for child in proc.children(recursive=True):
+                if child.pid != me:
+                    members.setdefault(child.pid, child)
+    return list(members.values())
+
+
+def previous_group(record: Path, session: int) -> list[psutil.Process]:
+    """What is left of the instance recorded in ``record`` (empty when it ended cleanly)."""
+    try:
+        pgid = int(record.read_text().strip())
+    except (OSError, ValueError):
+        return []
+    return group_members(pgid, session) if pgid != os.getpgid(0) else []
 
 
 def leftovers(instance: str, program: str) -> list[psutil.Process]:
-    """Processes of an earlier instance of ``program`` in stack ``instance`` (never this process)."""
+    """Processes that carry stack ``instance``'s marker and ``program``'s name (never this process)."""
     found = []
     me = os.getpid()
     for proc in psutil.process_iter(["pid"]):
@@ -37,26 +81,46 @@ def leftovers(instance: str, program: str) -> list[psutil.Process]:
     return found
 
 
+def end(procs: list[psutil.Process], timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL what is still alive after ``timeout``."""
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(alive, timeout=5)
+
+
+def drop_privileges(user: str) -> None:
+    """Become ``user`` (groups, gid, uid; HOME and USER too) before running the program."""
+    entry = pwd.getpwnam(user)
+    os.initgroups(user, entry.pw_gid)
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+    os.environ.update(HOME=entry.pw_dir, USER=user, LOGNAME=user)
+
+
 def main(argv: list[str]) -> None:
-    """Clean up, then exec ``argv``."""
+    """Clean up, record this instance's process group, then exec ``argv`` (as ``--user`` if given)."""
+    user = None
+    if argv[:1] == ["--user"] and len(argv) > 2:
+        user, argv = argv[1], argv[2:]
     if not argv:
-        sys.exit("usage: launch.py <command> [args...]")
+        sys.exit("usage: launch.py [--user NAME] <command> [args...]")
     instance, program = os.environ.get(MARKER), os.environ.get("SUPERVISOR_PROCESS_NAME")
     if instance and program:
-        procs = leftovers(instance, program)
+        record = group_file(instance, program)
+        procs = {p.pid: p for p in previous_group(record, os.getsid(0))}
+        procs |= {p.pid: p for p in leftovers(instance, program)}
         if procs:
-            print(
-                f"[launch] terminating {len(procs)} leftover process(es) of {program}: {[p.pid for p in procs]}",
-                flush=True,
-            )
-            for p in procs:
-                with contextlib.suppress(psutil.Error):
-                    p.send_signal(signal.SIGTERM)
-            _, alive = psutil.wait_procs(procs, timeout=10)
-            for p in alive:
-                with contextlib.suppress(psutil.Error):
-                    p.kill()
-            psutil.wait_procs(alive, timeout=5)
+            print(f"[launch] ending {len(procs)} leftover process(es) of {program}: {sorted(procs)}", flush=True)
+            end(list(procs.values()))
+        with contextlib.suppress(OSError):  # best effort: the record only speeds up the next clean-up
+            record.write_text(f"{os.getpgid(0)}\n")
+    if user is not None:
+        drop_privileges(user)
     os.execvp(argv[0], argv)
 
 

@@ -118,12 +118,30 @@ class StatePaths:
         """Working directory reserved for the prediction API."""
         return self.root / "api"
 
+    @property
+    def run(self) -> Path:
+        """Run-time records of the supervised programs (the process group of each running instance)."""
+        return self.root / "run"
+
+    def group_file(self, program: str) -> Path:
+        """Where ``infra/local/launch.py`` records the process group of the running instance of ``program``."""
+        return self.run / f"{program}.pgid"
+
     def create(self) -> None:
         """Create the directory tree (idempotent) and mark it as a stack state directory."""
         self.root.mkdir(parents=True, exist_ok=True)
         if not self.marker.exists():
             self.marker.write_text("state directory of the embedded MLOps stack (infra/local)\n")
-        for d in (self.logs, self.s3, self.s3_data, self.s3_config_dir, self.mlflow, self.airflow_home, self.api):
+        for d in (
+            self.logs,
+            self.run,
+            self.s3,
+            self.s3_data,
+            self.s3_config_dir,
+            self.mlflow,
+            self.airflow_home,
+            self.api,
+        ):
             d.mkdir(parents=True, exist_ok=True)
         self.postgres.mkdir(mode=0o700, exist_ok=True)
         if len(str(self.supervisor_socket)) > MAX_SOCKET_PATH:

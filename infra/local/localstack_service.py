@@ -39,7 +39,7 @@ from infra import catalog
 from infra.lambda_resources import LAMBDA, LambdaSpec, function_environment
 from infra.local.health import Health, http_get
 from infra.local.layout import StatePaths
-from infra.local.programs import BuildContext, LocalService, Program
+from infra.local.programs import BuildContext, LocalService, Program, launched
 from infra.local.settings import REPO_ROOT, StackSettings
 
 #: Path requested from the function to prove it runs (the API's liveness route: no model needed).
@@ -131,7 +131,7 @@ def build(ctx: BuildContext) -> LocalService:
     write_ready_hook(ctx.paths, ctx.settings)
     program = Program(
         catalog.LOCALSTACK,
-        argv,
+        launched(argv),
         env=env,
         directory=ctx.paths.localstack,
         # The function runtimes are LocalStack's children in its process group: stop them with it.

@@ -234,6 +234,7 @@ def server_command(binaries: PgBinaries, data_dir: Path, port: int, host: str) -
         "log_destination": "stderr",
         "log_line_prefix": "%m [%p] ",
         "shared_buffers": "128MB",
+        **catalog.POSTGRES_SERVER_SETTINGS,
     }
     cmd = [binaries.exe("postgres"), "-D", str(data_dir)]
     for key, value in settings.items():

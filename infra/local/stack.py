@@ -18,7 +18,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,16 @@ from infra.local.supervisor import (
 )
 
 POLL_S = 0.25
+#: What ``status`` says about a program that is not RUNNING (supervisor's process states).
+PROCESS_STATE_DETAIL = {
+    "STARTING": "starting",
+    "BACKOFF": "restarting: it exited and supervisor retries with a growing back-off (see its log)",
+    "FATAL": "gave up restarting (see its log); `make up` starts it again",
+    "STOPPED": "stopped",
+    "EXITED": "exited",
+}
+#: ``up`` stops waiting for a service that crashed this many times while starting (supervisor would retry on).
+START_CRASHES = 3
 LOG_TAIL_LINES = 25
 
 
@@ -70,6 +80,7 @@ class _Start:
     last: health.Health | None = None
     ready_hook_done: bool = False
     job_wall: float = 0.0  # wall-clock time the current job was started
+    crashes: set[float] = field(default_factory=set)  # start times of the instances that exited while starting
 
 
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -415,8 +426,14 @@ class Stack:
                     continue
                 # phase == "starting"
                 pi = info.get(prog.name)
-                if pi is None or pi.state == "FATAL":  # EXITED/BACKOFF: supervisor restarts it (bounded)
+                if pi is None or pi.state == "FATAL":
                     self._fail(name, prog.name, "exited during start-up (gave up restarting)", st.last, pi)
+                if pi.state in ("BACKOFF", "EXITED"):  # supervisor restarts it, with a growing back-off
+                    st.crashes.add(pi.start)
+                    if len(st.crashes) >= START_CRASHES:
+                        client.stop(prog.name)
+                        what = f"exited {len(st.crashes)} times during start-up (stopped instead of retrying on)"
+                        self._fail(name, prog.name, what, st.last, pi)
                 if pi.state == "STOPPED":  # e.g. stopped by hand while we were waiting
                     client.start(prog.name)
                     continue
@@ -573,12 +590,26 @@ class Stack:
         creds = self.credentials() if self.paths.credentials.exists() else None
         airflow_doc: dict[str, Any] = {}
         services = {name: self._service_health(name, info.get(name), creds, airflow_doc) for name in self.services()}
-        return {
+        result: dict[str, Any] = {
             "state_dir": str(self.paths.root),
             "supervisord": {"running": running, "pid": read_pid(self.paths)},
             "healthy": bool(services) and all(e["healthy"] for e in services.values()),
             "services": services,
         }
+        if services.get(catalog.AIRFLOW_API, {}).get("healthy"):
+            result["dag_runs"] = self._dag_run_health()
+            result["healthy"] = result["healthy"] and not result["dag_runs"]["stuck"]
+        return result
+
+    def _dag_run_health(self) -> dict[str, Any]:
+        """Running DAG runs, and those without progress for ``dag_run_stuck_after_s`` (``stuck``)."""
+        try:
+            with self.airflow(timeout=10.0) as af:
+                running = af.running_dag_runs()
+                stuck = af.stuck_dag_runs(self.settings.dag_run_stuck_after_s) if running else []
+        except Exception as e:  # the API server's health is reported above; this is extra
+            return {"running": None, "stuck": [], "error": f"{type(e).__name__}: {e}"[:200]}
+        return {"running": len(running), "stuck": stuck, "stuck_after_s": self.settings.dag_run_stuck_after_s}
 
     def service_status(self, name: str) -> dict[str, Any]:
         """The :meth:`status` entry of one service (same checks, same verdict)."""
@@ -605,7 +636,7 @@ class Stack:
         if catalog.SERVICES[name].port:
             entry["url"] = self.topology.url(name)
         if pi is None or pi.state != "RUNNING" or creds is None:
-            result = health.Health(False, "process not running")
+            result = health.Health(False, PROCESS_STATE_DETAIL.get(pi.state if pi else "", "process not running"))
         elif hc.kind == "airflow-component":
             if not airflow_doc:
                 try:
@@ -729,7 +760,7 @@ class Stack:
 # Post-start provisioning (idempotent)
 # ---------------------------------------------------------------------------------------------------------
 def ensure_databases(topo: catalog.Topology, creds: catalog.Credentials) -> list[str]:
-    """Create the catalog's databases that do not exist yet; returns those created."""
+    """Create the catalog's databases that do not exist yet (returns those) and apply their settings."""
     from psycopg2 import sql
 
     conn = health.pg_connect(topo, creds, "postgres")
@@ -747,6 +778,8 @@ def ensure_databases(topo: catalog.Topology, creds: catalog.Credentials) -> list
                         )
                     )
                     created.append(db)
+                for statement in catalog.database_settings_sql(db):  # names and values from the catalog
+                    cur.execute(statement)
     finally:
         conn.close()
     return created

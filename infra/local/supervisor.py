@@ -26,6 +26,7 @@ from typing import Any
 
 import psutil
 
+from infra.local.launch import previous_group
 from infra.local.layout import StatePaths
 from infra.local.programs import VENV_BIN, Program
 
@@ -169,7 +170,7 @@ def render_config(programs: list[Program], paths: StatePaths, secrets: list[str]
             "autostart=false",
             f"autorestart={'false' if prog.oneshot else 'true'}",
             f"startsecs={0 if prog.oneshot else prog.startsecs}",
-            f"startretries={prog.startretries}",
+            f"startretries={min(prog.startretries, ONESHOT_START_RETRIES) if prog.oneshot else prog.startretries}",
             "exitcodes=0",
             f"stopsignal={prog.stopsignal}",
             f"stopwaitsecs={prog.stopwaitsecs}",
@@ -182,6 +183,10 @@ def render_config(programs: list[Program], paths: StatePaths, secrets: list[str]
             "",
         ]
     return "\n".join(lines), shared
+
+
+#: A one-shot job (e.g. ``airflow db migrate``) that fails is retried this often by supervisor, not more.
+ONESHOT_START_RETRIES = 3
 
 
 def supervisord_env(paths: StatePaths, secret_env: dict[str, str], base: dict[str, str] | None = None) -> dict:
@@ -364,11 +369,12 @@ def stack_processes(paths: StatePaths, session: int | None = None) -> list[psuti
 
     A process is this stack's if its environment carries the stack's marker, or if it belongs to the
     session of such a process or of ``session`` (this stack's supervisord, known alive: supervisord starts
-    a session when it daemonizes and every program and descendant stays in it). The session test finds
-    the processes that rewrite their environment block with their title (Postgres backends, Airflow's API
-    server and executor workers). Without a known session, a process in the session named by a stale
-    pidfile counts only if its working directory is inside the state directory (after a reboot that PID
-    may lead an unrelated session).
+    a session when it daemonizes and every program and descendant stays in it), or if it is in a process
+    group recorded by a program's launcher (``StatePaths.group_file``) or descends from such a process. The
+    session test finds the processes that rewrite their environment block with their title (Postgres
+    backends, Airflow's API server and executor workers). Without a known session, a process in the session
+    named by a stale pidfile counts only if its working directory is inside the state directory (after a
+    reboot that PID may lead an unrelated session).
     """
     root = paths.root
     me, my_sid = os.getpid(), _sid(0)
@@ -388,14 +394,21 @@ def stack_processes(paths: StatePaths, session: int | None = None) -> list[psuti
     if session is None:
         with contextlib.suppress(OSError, ValueError):
             stale = int(paths.supervisord_pid.read_text().strip())
-    found = list(marked)
+    found = {p.pid: p for p in marked}
     for proc in rest:
         sid = _sid(proc.pid)
         if sid is None or sid == my_sid:
             continue
         if sid in sids or (stale is not None and sid == stale and _cwd_inside(proc, root)):
-            found.append(proc)
-    return found
+            found[proc.pid] = proc
+    # The process group each program's launcher recorded, with the members' descendants, whatever they did
+    # to their own process group (e.g. Airflow's task processes) or environment.
+    for record in sorted(paths.run.glob("*.pgid")) if paths.run.is_dir() else []:
+        for sid in sids:
+            for proc in previous_group(record, sid):
+                if proc.pid != me:
+                    found.setdefault(proc.pid, proc)
+    return list(found.values())
 
 
 def terminate(procs: list[psutil.Process], timeout: float = 10.0) -> list[int]:

@@ -134,3 +134,35 @@ def test_wait_for_new_run(fake: FakeAirflow, client: AirflowClient) -> None:
     fake.runs.insert(0, {"dag_run_id": "new", "run_after": datetime.now(UTC).isoformat()})
     assert client.wait_for_new_dag_run("d", after=since, timeout=1, poll_s=0.01) == "new"
     assert client.wait_for_new_dag_run("d", after=since.replace(tzinfo=None), timeout=1, poll_s=0.01) == "new"
+
+
+def test_stuck_dag_runs_are_running_runs_without_progress() -> None:
+    """A run counts as stuck when no task runs and nothing changed for the threshold; a long task does not."""
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    runs = [
+        {"dag_id": "quiet", "dag_run_id": "r1", "start_date": "2026-11-30T11:40:00Z", "queued_at": None},
+        {"dag_id": "busy", "dag_run_id": "r2", "start_date": "2026-11-30T11:40:00Z", "queued_at": None},
+        {"dag_id": "fresh", "dag_run_id": "r3", "start_date": "2026-11-30T11:40:00Z", "queued_at": None},
+    ]
+    tis = {
+        "quiet": [
+            {"task_id": "prepare", "map_index": -1, "state": "success", "end_date": "2026-11-30T11:41:00Z"},
+            {"task_id": "tune", "map_index": 1, "state": "queued", "queued_when": "2026-11-30T11:42:00Z"},
+        ],
+        "busy": [{"task_id": "tune", "map_index": 0, "state": "running", "start_date": "2026-11-30T11:41:00Z"}],
+        "fresh": [{"task_id": "tune", "map_index": 0, "state": "scheduled", "scheduled_when": "2026-11-30T11:59:00Z"}],
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/auth/token":
+            return httpx.Response(201, json={"access_token": "t"})
+        if path == "/api/v2/dags/~/dagRuns":
+            assert request.url.params["state"] == "running"
+            return httpx.Response(200, json={"dag_runs": runs, "total_entries": len(runs)})
+        dag = path.split("/")[4]
+        return httpx.Response(200, json={"task_instances": tis[dag], "total_entries": len(tis[dag])})
+
+    client = AirflowClient("http://af", "admin", "pw", transport=httpx.MockTransport(handler))
+    stuck = client.stuck_dag_runs(stuck_after_s=300, now=now)
+    assert stuck == [{"dag_id": "quiet", "run_id": "r1", "no_progress_s": 1080, "waiting": ["tune[1]"]}]

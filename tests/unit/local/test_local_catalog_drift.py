@@ -1,7 +1,7 @@
 """The local half of the catalog drift check: local processes are rendered from infra/catalog.py.
 
 Commands, environments, ports, health checks and the start order come from the catalog; local deviations
-are only those listed in ``LOCAL_EXTRA_ARGS`` and ``LOCAL_ENV_OVERRIDES``.
+are only those listed in ``LOCAL_EXTRA_ARGS``, ``LOCAL_ENV_OVERRIDES`` and ``api_local_env`` (the API's cache).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ def strip_launcher(cmd: list[str]) -> list[str]:
     """The command without the leftover-reaping launcher, with the program name instead of its path."""
     if str(LAUNCHER) in cmd:
         cmd = cmd[cmd.index(str(LAUNCHER)) + 1 :]
+    if cmd[:1] == ["--user"]:
+        cmd = cmd[2:]
     return [Path(cmd[0]).name, *cmd[1:]]
 
 
@@ -46,7 +48,7 @@ def test_commands_are_the_catalogs(ctx: BuildContext, services: dict[str, progra
 
 def test_environments_are_the_catalogs(ctx: BuildContext, services: dict[str, programs.LocalService]) -> None:
     assert services[catalog.MLFLOW].program.env == catalog.mlflow_server_env(ctx.topo, ctx.creds)
-    assert services[catalog.API].program.env == catalog.api_env(ctx.topo, ctx.creds)
+    assert services[catalog.API].program.env == catalog.api_env(ctx.topo, ctx.creds) | programs.api_local_env(ctx.paths)
     airflow = (
         catalog.airflow_env(ctx.topo, ctx.creds, ctx.paths.airflow_paths(ctx.settings.dags_folder), parallelism=4)
         | programs.LOCAL_ENV_OVERRIDES["airflow"]
@@ -91,9 +93,16 @@ def test_minio_backend(ctx: BuildContext, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(programs, "exe", lambda name: f"/usr/bin/{name}")
     settings = ctx.settings.model_copy(update={"s3_backend": "minio"})
     local = programs.build_s3(BuildContext(settings, ctx.paths, ctx.creds, ctx.topo, ctx.pg_binaries))
-    assert local.program.command[:2] == ["/usr/bin/minio", "server"]
+    assert strip_launcher(local.program.command)[:2] == ["minio", "server"]
     assert f"127.0.0.1:{settings.s3_port}" in local.program.command
     assert local.program.env["MINIO_ROOT_PASSWORD"] == ctx.creds.s3_secret_key
+
+
+def test_every_program_starts_through_the_launcher(services: dict[str, programs.LocalService]) -> None:
+    """The launcher ends what a killed instance left behind (its process group and their descendants)."""
+    for program in programs.all_programs(services):
+        assert str(LAUNCHER) in program.command, program.name
+        assert program.user is None, f"{program.name}: run as another user through the launcher's --user"
 
 
 def test_missing_builder_names_the_hook(ctx: BuildContext, monkeypatch: pytest.MonkeyPatch) -> None:

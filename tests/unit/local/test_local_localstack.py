@@ -33,7 +33,8 @@ def test_localstack_program(ls_ctx: BuildContext) -> None:
     services = build_services(ls_ctx, ls_ctx.settings.enabled_services())
     prog = services[catalog.LOCALSTACK].program
     envs = ls_ctx.settings.localstack_envs_dir
-    assert prog.command == [str(envs / "localstack-venv" / "bin" / "python"), "-m", "localstack.runtime.main"]
+    assert prog.command[-3:] == [str(envs / "localstack-venv" / "bin" / "python"), "-m", "localstack.runtime.main"]
+    assert str(programs.LAUNCHER) in prog.command
     env = prog.env
     port = ls_ctx.settings.localstack_port
     assert env["GATEWAY_LISTEN"] == f"127.0.0.1:{port}"
