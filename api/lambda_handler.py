@@ -16,6 +16,10 @@ runs on every invocation, finds it already loaded.
 
 If neither MLflow nor a cached champion can be had at init, the function still starts: requests answer
 503 until a background check loads a model.
+
+The settings are :meth:`ApiSettings.for_lambda`: request bodies above Lambda's 6 MB payload limit are refused
+(``MLOPS_API_MAX_BODY_BYTES`` defaults to 6 MiB here, 10 MiB in a process). Every other check of a request
+(media type, size, shape, validation) is the app's own, so the function answers exactly as the process does.
 """
 
 from __future__ import annotations
@@ -30,13 +34,13 @@ from api.settings import ApiSettings
 
 def build_handler(settings: ApiSettings | None = None, store: ModelStore | None = None) -> Mangum:
     """A Mangum handler around a new app sharing ``store`` (default: the process-wide one for ``settings``)."""
-    settings = settings or ApiSettings()
+    settings = settings or ApiSettings.for_lambda()
     store = store or get_shared_store(settings)
     app = create_app(settings, store, background_poll=False)
     return Mangum(app, lifespan="auto")
 
 
-settings = ApiSettings(cache_publish=False)  # the function's role reads the S3 champion cache, never writes it
+settings = ApiSettings.for_lambda()  # 6 MB bodies; the function's role reads the S3 champion cache, never writes it
 settings.apply_thread_limits()
 configure_logging(settings.log_level)
 store = get_shared_store(settings)

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.logs import configure_logging
 from api.metrics import ApiMetrics
@@ -73,6 +74,8 @@ def create_app(
         description=DESCRIPTION,
         version="1.0.0",
         lifespan=lifespan,
+        docs_url=None,  # api.docs serves /docs and /redoc without a CDN, through any path prefix
+        redoc_url=None,
         openapi_tags=[
             {"name": "prediction", "description": "Predictions from the served model."},
             {"name": "model", "description": "The served model and its replacement."},
@@ -89,6 +92,7 @@ def create_app(
     install_error_handlers(app)
     app.add_exception_handler(model.AdminKeyError, model.on_admin_key_error)
     install_openapi(app, store)
+    install_docs(app)
     metrics.paths = frozenset(route.path for route in app.routes if hasattr(route, "path"))
     app.add_middleware(
         RequestObserver,

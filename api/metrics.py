@@ -12,8 +12,8 @@
 ``mlops_api_model_from_cache``                   1 if the served model was loaded from the champion cache
 ==============================================  =====================================================
 
-Paths are the service's own routes; anything else is counted as ``other`` so that scanners cannot blow
-up the number of series.
+Label values come from fixed sets, so that scanners cannot blow up the number of series: paths are the
+service's own routes, methods the standard ones (:data:`METHODS`), anything else is counted as ``other``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from api.model_store import RefreshResult, RegistryStatus
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 OTHER_PATH = "other"
+OTHER_METHOD = "other"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class ApiMetrics:
@@ -79,6 +81,8 @@ class ApiMetrics:
         """Count one answered request and record its latency."""
         if path not in self.paths:
             path = OTHER_PATH
+        if method not in METHODS:
+            method = OTHER_METHOD
         key = (path, method, status)
         counter = self._request_children.get(key)
         if counter is None:

@@ -4,6 +4,9 @@ Written against the raw ASGI interface (not Starlette's ``BaseHTTPMiddleware``, 
 a stream per request). Endpoints put the model version and the number of records they served into the
 ASGI scope (:data:`MODEL_VERSION_KEY`, :data:`RECORDS_KEY`) for the log line; for other requests the line
 carries the version served when the request ended.
+
+It also answers ``HEAD`` without a body wherever the route allows it: uvicorn drops the body of a HEAD
+answer itself, Mangum does not, so the middleware does it for both.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import safe_text
 from api.metrics import ApiMetrics
 
 MODEL_VERSION_KEY = "mlops.model_version"
@@ -44,11 +48,14 @@ class RequestObserver:
             return
         started = time.perf_counter()
         status = 500
+        head = scope["method"] == "HEAD"
 
         async def send_and_watch(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif head and message["type"] == "http.response.body" and message.get("body"):
+                message = {**message, "body": b""}  # Content-Length stays that of the GET answer
             await send(message)
 
         try:
@@ -59,8 +66,8 @@ class RequestObserver:
             self.metrics.observe_request(path, scope["method"], status, seconds)
             if self.log_requests:
                 fields: dict[str, Any] = {
-                    "method": scope["method"],
-                    "path": path,
+                    "method": safe_text(scope["method"], 20),
+                    "path": safe_text(path, 200),
                     "status": status,
                     "latency_ms": round(seconds * 1000, 3),
                     "model_version": scope.get(MODEL_VERSION_KEY) or self.served_version(),

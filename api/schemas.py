@@ -128,7 +128,12 @@ class BatchPredictionResponse(BaseModel):
 
 
 class ErrorItem(BaseModel):
-    """One invalid input: where (``loc``, ``field``) and why (``msg``, ``type``)."""
+    r"""One invalid input: where (``loc``, ``field``) and why (``msg``, ``type``), with the ``input`` echoed.
+
+    Echoed keys and values are made safe: strings truncated to 100 characters (keys to 64) with control,
+    bidi and other invisible characters escaped (``\u202e``), integers beyond 2**53 and NaN/Infinity as
+    strings, objects and arrays as ``"object"``/``"array"``.
+    """
 
     loc: list[str | int] = Field(examples=[["body", "records", 3, "mean_radius"]])
     field: str = Field(examples=["records[3].mean_radius"])
@@ -138,10 +143,14 @@ class ErrorItem(BaseModel):
 
 
 class ValidationErrorResponse(BaseModel):
-    """Answer 422: the request does not match the served model's schema."""
+    """Answer 422 (the request does not match the served model's schema) and 415 (the body is not JSON)."""
 
     message: str = Field(examples=["1 invalid field: mean_radius: Input should be less than or equal to 60"])
     detail: list[ErrorItem]
+    truncated: bool | None = Field(
+        default=None,
+        description="true when validation stopped at the first 50 errors (the list then has 50 items).",
+    )
 
 
 class ErrorResponse(BaseModel):

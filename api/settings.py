@@ -10,11 +10,16 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SETUP_HINT = "run `make up` or trigger the mlops_training DAG"
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+# AWS Lambda refuses synchronous invocations whose request payload exceeds 6 MB (6,291,456 bytes): behind a
+# Function URL or API Gateway no larger body reaches the function, so the function refuses the same ones.
+LAMBDA_MAX_BODY_BYTES = 6 * 1024 * 1024
 
 
 class ApiSettings(BaseSettings):
@@ -77,9 +82,12 @@ class ApiSettings(BaseSettings):
     )
     max_batch: int = Field(default=1000, ge=1, description="Most records accepted by POST /predict/batch.")
     max_body_bytes: int = Field(
-        default=10 * 1024 * 1024,
+        default=DEFAULT_MAX_BODY_BYTES,
         ge=1024,
-        description="Largest request body of POST /predict/batch; POST /predict accepts at most 64 KiB of it.",
+        description=(
+            "Largest request body of POST /predict/batch; POST /predict accepts at most 64 KiB of it. Default 10 MiB, "
+            "6 MiB in AWS Lambda (its payload limit; see for_lambda)."
+        ),
     )
     s3_endpoint_url: str | None = Field(
         default=None,
@@ -127,6 +135,19 @@ class ApiSettings(BaseSettings):
         if not value.startswith("s3://") or len(value) <= len("s3://"):
             raise ValueError(f"expected s3://<bucket>/<prefix>, got {value!r}")
         return value.rstrip("/")
+
+    @classmethod
+    def for_lambda(cls, **values: Any) -> ApiSettings:
+        """The settings of the Lambda function: the environment's, with Lambda's defaults where it sets nothing.
+
+        ``max_body_bytes`` defaults to :data:`LAMBDA_MAX_BODY_BYTES` (Lambda's 6 MB request payload limit;
+        ``MLOPS_API_MAX_BODY_BYTES`` still overrides it) and ``cache_publish`` is off: the function's role
+        reads the shared champion cache, never writes it.
+        """
+        settings = cls(cache_publish=False, **values)
+        if "max_body_bytes" not in settings.model_fields_set:
+            settings = settings.model_copy(update={"max_body_bytes": LAMBDA_MAX_BODY_BYTES})
+        return settings
 
     def apply_thread_limits(self) -> None:
         """Export ``OMP_NUM_THREADS`` and friends (unless already set) before the model's libraries load.

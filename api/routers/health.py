@@ -88,3 +88,9 @@ async def metrics(request: Request) -> Response:
     """Request counts and latencies, predictions per class and the served model version."""
     m = request.app.state.metrics
     return Response(m.render(), media_type=m.content_type)
+
+
+# HEAD answers wherever GET does (uptime checks and load balancers use it), with the same status and headers and
+# no body (see api.middleware); it is left out of the OpenAPI document, which lists each operation once.
+for _path, _endpoint in (("/health", health), ("/ready", ready), ("/metrics", metrics)):
+    router.add_api_route(_path, _endpoint, methods=["HEAD"], include_in_schema=False)

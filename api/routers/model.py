@@ -80,6 +80,9 @@ async def model_info(request: Request) -> Response:
     return json_response({**bundle.describe(), "registry": registry})
 
 
+router.add_api_route("/model", model_info, methods=["HEAD"], include_in_schema=False)  # as GET, without the body
+
+
 def _reload_status(result: RefreshResult) -> int:
     if result.outcome != "failed":
         return 200

@@ -1,8 +1,10 @@
 """POST /predict (one record) and POST /predict/batch (up to ``MLOPS_API_MAX_BATCH`` records).
 
-Both validate against the served bundle's generated schema, build the NumPy input directly and call
-``predict_proba`` once. The handlers are ``async`` and predict inline: one record takes well under a
-millisecond, and a thread hand-off would cost more than it saves.
+Both check the body with :mod:`api.request_body` (media type, size, shape, then the served bundle's generated
+schema, in bounded time and memory), build the NumPy input directly and call ``predict_proba`` once. One
+record is handled inline: it takes well under a millisecond, and a thread hand-off would cost more than it
+saves. A batch body above :data:`INLINE_BODY_BYTES` is parsed, validated and predicted in the thread pool,
+so the event loop keeps answering (``/health`` included) while it runs.
 """
 
 from __future__ import annotations
@@ -10,22 +12,37 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import orjson
 from fastapi import APIRouter, Request
-from pydantic import ValidationError
+from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.errors import from_validation_error, json_response, validation_response
+from api.bundle import ModelBundle
+from api.errors import error_item, json_response, validation_response
+from api.metrics import ApiMetrics
 from api.middleware import RECORDS_KEY
+from api.request_body import (
+    BodyTooLargeError,
+    InvalidBodyError,
+    media_type_error,
+    missing_media_type_error,
+    read_body,
+    validate_batch,
+    validate_record,
+)
 from api.routers.common import current_bundle
 from api.schemas import BatchPredictionResponse, ErrorResponse, PredictionResponse, ValidationErrorResponse
 
 router = APIRouter(tags=["prediction"])
 
 RECORD_BODY_LIMIT = 64 * 1024
+INLINE_BODY_BYTES = 64 * 1024  # larger batch bodies are handled in the thread pool
 RECORD_SCHEMA = "#/components/schemas/Record"
 BATCH_SCHEMA = "#/components/schemas/BatchRequest"
 ERRORS: dict[int | str, dict[str, Any]] = {
+    415: {
+        "model": ValidationErrorResponse,
+        "description": "The body is not application/json (Content-Type, charset or Content-Encoding).",
+    },
     422: {"model": ValidationErrorResponse, "description": "The input does not match the model's schema."},
     503: {"model": ErrorResponse, "description": "No model is loaded yet; the body says how to produce one."},
 }
@@ -35,31 +52,28 @@ def _body(ref: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": ref}}}}}
 
 
-def _bad_batch(loc: list[str | int], msg: str, kind: str) -> Response:
-    field = ".".join(str(p) for p in loc[1:]) or "body"
-    return validation_response([{"loc": loc, "field": field, "msg": msg, "type": kind}])
+async def _bundle_and_body(
+    request: Request, limit: int, setting: str
+) -> tuple[ModelBundle, bytes | bytearray] | Response:
+    """The served bundle and the request body, or the answer that refuses the request.
 
-
-class BodyTooLargeError(Exception):
-    """The request body is larger than the endpoint accepts."""
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused as soon as it exceeds ``limit`` bytes (declared or streamed)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLargeError(f"the request body is {declared} bytes, more than the limit of {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLargeError(f"the request body is more than the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(exc: BodyTooLargeError, setting: str) -> Response:
-    return _bad_batch(["body"], f"{exc} ({setting})", "too_large")
+    In order: the declared media type (415), a model to serve (503), the body's size while it streams in (422
+    ``too_large``, naming ``setting``), a body without ``Content-Type`` (415).
+    """
+    refused = media_type_error(request.headers)
+    if refused is not None:
+        return refused
+    bundle = current_bundle(request)
+    if isinstance(bundle, Response):
+        return bundle
+    try:
+        body = await read_body(request, limit)
+    except BodyTooLargeError as exc:
+        return validation_response([error_item(["body"], f"{exc} ({setting})", "too_large")])
+    refused = missing_media_type_error(request.headers, body)
+    if refused is not None:
+        return refused
+    return bundle, body
 
 
 @router.post(
@@ -71,20 +85,34 @@ def _too_large(exc: BodyTooLargeError, setting: str) -> Response:
 )
 async def predict(request: Request) -> Response:
     """Classify one record: the predicted class, its label and probability, and the model that answered."""
-    bundle = current_bundle(request)
-    if isinstance(bundle, Response):
-        return bundle
-    limit = min(RECORD_BODY_LIMIT, request.app.state.settings.max_body_bytes)
+    settings = request.app.state.settings
+    limit = min(RECORD_BODY_LIMIT, settings.max_body_bytes)
+    read = await _bundle_and_body(request, limit, "one record; use POST /predict/batch for many")
+    if isinstance(read, Response):
+        return read
+    bundle, body = read
     try:
-        row = bundle.parse_record(await read_body(request, limit))
-    except BodyTooLargeError as exc:
-        return _too_large(exc, "one record; use POST /predict/batch for many")
-    except ValidationError as exc:
-        return from_validation_error(exc)
+        row = validate_record(bundle, body, settings.max_batch)
+    except InvalidBodyError as exc:
+        return validation_response(exc.items)
     predictions, best = bundle.predictions(bundle.matrix([row]))
     request.app.state.metrics.count_predictions((bundle.labels[int(best[0])],), (1,))
     request.scope[RECORDS_KEY] = 1
     return json_response({**predictions[0], "model": bundle.served})
+
+
+def _answer_batch(
+    bundle: ModelBundle, body: bytes | bytearray, max_batch: int, metrics: ApiMetrics, scope: dict[str, Any]
+) -> Response:
+    """Validate and predict a batch body (in the thread pool for large bodies)."""
+    try:
+        rows = validate_batch(bundle, body, max_batch)
+    except InvalidBodyError as exc:
+        return validation_response(exc.items)
+    predictions, best = bundle.predictions(bundle.matrix(rows))
+    metrics.count_predictions(bundle.labels, np.bincount(best, minlength=len(bundle.labels)).tolist())
+    scope[RECORDS_KEY] = len(rows)
+    return json_response({"predictions": predictions, "model": bundle.served})
 
 
 @router.post(
@@ -96,39 +124,12 @@ async def predict(request: Request) -> Response:
 )
 async def predict_batch(request: Request) -> Response:
     """Classify ``{"records": [...]}`` (1 to ``MLOPS_API_MAX_BATCH`` records); answers in request order."""
-    bundle = current_bundle(request)
-    if isinstance(bundle, Response):
-        return bundle
-    try:
-        payload = orjson.loads(await read_body(request, request.app.state.settings.max_body_bytes))
-    except BodyTooLargeError as exc:
-        return _too_large(exc, "MLOPS_API_MAX_BODY_BYTES")
-    except orjson.JSONDecodeError as exc:
-        return _bad_batch(["body"], f"Malformed JSON: {exc}", "json_invalid")
-    if not isinstance(payload, dict):
-        return _bad_batch(["body"], "Input should be an object with a 'records' list", "model_type")
-    unknown = sorted(set(payload) - {"records"})
-    if unknown:
-        return _bad_batch(["body", unknown[0]], "Extra inputs are not permitted", "extra_forbidden")
-    records = payload.get("records")
-    if records is None:
-        return _bad_batch(["body", "records"], "Field required", "missing")
-    if not isinstance(records, list):
-        return _bad_batch(["body", "records"], "Input should be a valid list", "list_type")
-    limit = request.app.state.settings.max_batch
-    if not records:
-        return _bad_batch(["body", "records"], "List should have at least 1 item, not 0", "too_short")
-    if len(records) > limit:
-        return _bad_batch(
-            ["body", "records"],
-            f"List should have at most {limit} items (MLOPS_API_MAX_BATCH), not {len(records)}",
-            "too_long",
-        )
-    try:
-        rows = bundle.parse_records(records)
-    except ValidationError as exc:
-        return from_validation_error(exc, prefix=("body", "records"))
-    predictions, best = bundle.predictions(bundle.matrix(rows))
-    request.app.state.metrics.count_predictions(bundle.labels, np.bincount(best, minlength=len(bundle.labels)).tolist())
-    request.scope[RECORDS_KEY] = len(rows)
-    return json_response({"predictions": predictions, "model": bundle.served})
+    settings = request.app.state.settings
+    read = await _bundle_and_body(request, settings.max_body_bytes, "MLOPS_API_MAX_BODY_BYTES")
+    if isinstance(read, Response):
+        return read
+    bundle, body = read
+    args = (bundle, body, settings.max_batch, request.app.state.metrics, request.scope)
+    if len(body) > INLINE_BODY_BYTES:
+        return await run_in_threadpool(_answer_batch, *args)
+    return _answer_batch(*args)

@@ -28,8 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra import catalog
+
 REPO = Path(__file__).resolve().parents[3]
 MLFLOW_BUCKET = "mlflow"
+SERVING_BUCKET = catalog.SERVING_BUCKET
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "PYTHONWARNINGS": "ignore"}
 
@@ -163,8 +166,9 @@ def start_registry_stack(root: Path, s3_url: str | None = None) -> RegistryStack
     import boto3
 
     s3 = boto3.client("s3", endpoint_url=s3_url, **_boto_keys())
-    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(Bucket=MLFLOW_BUCKET)
+    for bucket in (MLFLOW_BUCKET, SERVING_BUCKET):  # the artifacts; the champion cache (CHAMPION_CACHE_URI)
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=bucket)
     stack = RegistryStack(root=root, s3_url=s3_url, mlflow_port=free_port(), moto=moto)
     try:
         stack.start_mlflow()

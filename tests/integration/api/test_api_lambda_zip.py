@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 
-from api import lambda_build
+from api import docs, lambda_build
 from tests.datasets import breast_cancer_record
 from tests.integration.api.api_stack import RegistryStack
+from tests.integration.api.browser import chromium_page, require_chromium
 from tests.integration.api.conftest import ADMIN_KEY, CHAMPION_MODEL, api_env
+from tests.integration.api.docs_browser import check_docs, rest_v1_gateway, served_api
 from tests.unit.api.lambda_events import EVENT_KINDS, event, response_body, response_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -120,3 +122,39 @@ def test_warm_invocations_are_fast(function: tuple[Any, float]) -> None:
     log = fn.logs()
     assert '"logger":"api.model_store"' in log and "loaded models:/" in log
     assert log.count("loaded models:/") == 1  # loaded once per environment, not per invocation
+
+
+def test_zip_ships_the_docs_assets(lambda_zip: Path) -> None:
+    with zipfile.ZipFile(lambda_zip) as archive:
+        sizes = {i.filename: i.file_size for i in archive.infolist()}
+    for name in docs.ASSET_TYPES:
+        assert sizes.get(f"{docs.ASSET_PACKAGE}/static/{name}", 0) > 100_000, name
+    assert "api/docs.py" in sizes
+
+
+@pytest.mark.parametrize("kind", EVENT_KINDS)
+def test_docs_and_their_assets_through_the_runtime(function: tuple[Any, float], kind: str) -> None:
+    fn, _ = function
+    for path in ("/docs", "/redoc"):
+        page = fn.invoke(event(kind, "GET", path)).json()
+        assert page["statusCode"] == 200 and "openapi.json" in page["body"]
+    for name, media_type in docs.ASSET_TYPES.items():
+        asset = fn.invoke(event(kind, "GET", f"/docs/assets/{name}")).json()
+        assert asset["statusCode"] == 200
+        assert response_headers(asset)["content-type"] == media_type
+        assert asset["isBase64Encoded"] is False and len(asset["body"]) > 100_000
+
+
+def test_docs_render_in_chromium_behind_a_rest_v1_stage(function: tuple[Any, float], tmp_path: Path) -> None:
+    """The built zip's /docs and /redoc in headless Chromium behind a REST-v1-like ``/prod`` stage prefix."""
+    require_chromium()
+    fn, _ = function
+
+    def invoke(lambda_event: dict[str, Any]) -> dict[str, Any]:
+        result = fn.invoke(lambda_event)
+        assert not result.is_error, result.payload
+        answer: dict[str, Any] = result.json()
+        return answer
+
+    with rest_v1_gateway(invoke, stage="prod") as base, chromium_page() as page:
+        check_docs(page, base, served_api(base), tmp_path, "lambda-zip-rest-v1")

@@ -15,23 +15,39 @@ EVENT_KINDS = ("rest_v1", "http_v2", "function_url", "alb")
 
 
 def _encode(body: Any, base64_body: bool) -> tuple[str | None, bool]:
+    """The event's ``body`` and ``isBase64Encoded``: text as is, bytes as given, anything else as JSON."""
     if body is None:
         return None, False
-    text = body if isinstance(body, str) else json.dumps(body)
+    raw = body if isinstance(body, bytes) else (body if isinstance(body, str) else json.dumps(body)).encode()
     if base64_body:
-        return base64.b64encode(text.encode()).decode(), True
-    return text, False
+        return base64.b64encode(raw).decode(), True
+    return raw.decode(), False
+
+
+def _merge(defaults: dict[str, str], headers: dict[str, str | None] | None, lower: bool) -> dict[str, str]:
+    """``defaults`` updated with ``headers`` (names compared case-insensitively); None removes a header."""
+    merged: dict[str, str | None] = dict(defaults)
+    for key, value in (headers or {}).items():
+        for existing in [k for k in merged if k.lower() == key.lower()]:
+            del merged[existing]
+        merged[key.lower() if lower else key] = value
+    return {k: v for k, v in merged.items() if v is not None}
 
 
 def rest_v1(
     method: str,
     path: str,
     body: Any = None,
-    headers: dict[str, str] | None = None,
+    headers: dict[str, str | None] | None = None,
     query: dict[str, str] | None = None,
     base64_body: bool = False,
+    stage: str = "prod",
 ) -> dict[str, Any]:
-    """API Gateway REST API (payload 1.0), proxy integration on ``/{proxy+}`` of stage ``prod``."""
+    """API Gateway REST API (payload 1.0), proxy integration on ``/{proxy+}`` of ``stage``.
+
+    As AWS (and LocalStack, also for its ``/restapis/<id>/<stage>/_user_request_/...`` URLs) sends it: ``path``
+    without the stage, ``requestContext.path`` with it; the client's URL had ``/<stage>`` before the path.
+    """
     api_id = "a1b2c3d4e5"
     hdrs = {
         "Accept": "*/*",
@@ -43,7 +59,7 @@ def rest_v1(
         "X-Forwarded-Port": "443",
         "X-Forwarded-Proto": "https",
     }
-    hdrs |= headers or {}
+    hdrs = _merge(hdrs, headers, lower=False)
     text, is_b64 = _encode(body, base64_body)
     return {
         "resource": "/{proxy+}", "path": path, "httpMethod": method,
@@ -54,7 +70,7 @@ def rest_v1(
         "requestContext": {
             "resourceId": "2gxmpl", "resourcePath": "/{proxy+}", "httpMethod": method,
             "extendedRequestId": "JJbxmHc-IAMF-8w=", "requestTime": "26/Nov/2026:16:30:00 +0000",
-            "path": f"/prod{path}", "accountId": ACCOUNT, "protocol": "HTTP/1.1", "stage": "prod",
+            "path": f"/{stage}{path}", "accountId": ACCOUNT, "protocol": "HTTP/1.1", "stage": stage,
             "domainPrefix": api_id, "requestTimeEpoch": int(time.time() * 1000), "requestId": str(uuid.uuid4()),
             "identity": {"cognitoIdentityPoolId": None, "accountId": None, "cognitoIdentityId": None, "caller": None,
                          "sourceIp": "203.0.113.10", "principalOrgId": None, "accessKey": None,
@@ -70,7 +86,7 @@ def http_v2(
     method: str,
     path: str,
     body: Any = None,
-    headers: dict[str, str] | None = None,
+    headers: dict[str, str | None] | None = None,
     query: dict[str, str] | None = None,
     base64_body: bool = False,
     domain: str | None = None,
@@ -88,7 +104,7 @@ def http_v2(
         "x-forwarded-port": "443",
         "x-forwarded-proto": "https",
     }
-    hdrs |= {k.lower(): v for k, v in (headers or {}).items()}
+    hdrs = _merge(hdrs, headers, lower=True)
     text, is_b64 = _encode(body, base64_body)
     raw_query = "&".join(f"{k}={v}" for k, v in (query or {}).items())
     event: dict[str, Any] = {
@@ -114,7 +130,7 @@ def function_url(
     method: str,
     path: str,
     body: Any = None,
-    headers: dict[str, str] | None = None,
+    headers: dict[str, str | None] | None = None,
     query: dict[str, str] | None = None,
     base64_body: bool = True,
 ) -> dict[str, Any]:
@@ -131,7 +147,7 @@ def alb(
     method: str,
     path: str,
     body: Any = None,
-    headers: dict[str, str] | None = None,
+    headers: dict[str, str | None] | None = None,
     query: dict[str, str] | None = None,
     base64_body: bool = False,
 ) -> dict[str, Any]:
@@ -146,7 +162,7 @@ def alb(
         "x-forwarded-port": "80",
         "x-forwarded-proto": "http",
     }
-    hdrs |= {k.lower(): v for k, v in (headers or {}).items()}
+    hdrs = _merge(hdrs, headers, lower=True)
     text, is_b64 = _encode(body, base64_body)
     return {
         "requestContext": {"elb": {"targetGroupArn": f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:"
