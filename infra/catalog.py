@@ -34,8 +34,10 @@ AIRFLOW_TRIGGERER = "airflow-triggerer"
 API = "api"
 LOCALSTACK = "localstack"
 
-POSTGRES_USER = "mlops"
-DATABASES = ("airflow", "mlflow", "optuna")
+POSTGRES_USER = "mlops"  # the cluster's superuser: the operator's, never a service's
+DATABASES = ("airflow", "mlflow", "mlflow_auth", "optuna")
+#: Each database belongs to one role, the only one that may connect to it (``mlflow_auth``: MLflow's users).
+DATABASE_ROLES: dict[str, str] = {"airflow": "airflow", "mlflow": "mlflow", "mlflow_auth": "mlflow", "optuna": "optuna"}
 #: Postgres server settings of both stacks: a session left idle inside a transaction (a crashed client's
 #: orphaned worker, a stuck connection) is ended after a minute, releasing its locks.
 POSTGRES_SERVER_SETTINGS = {"idle_in_transaction_session_timeout": "60s"}
@@ -47,13 +49,20 @@ DATABASE_SETTINGS: dict[str, dict[str, str]] = {
 }
 LAKE_BUCKET = "lake"
 MLFLOW_BUCKET = "mlflow"
-BUCKETS = (LAKE_BUCKET, MLFLOW_BUCKET)
+SERVING_BUCKET = "serving"
+BUCKETS = (LAKE_BUCKET, MLFLOW_BUCKET, SERVING_BUCKET)
 MLFLOW_ARTIFACTS_DESTINATION = f"s3://{MLFLOW_BUCKET}/artifacts"
 #: The prediction API's shared champion cache (see api/champion_cache.py): the last champion's files and a
-#: pointer, published by the API process/container and read by every API instance and the Lambda (whose role
-#: may read the MLflow bucket) when MLflow cannot be reached. Next to MLflow's artifacts, never inside them.
-CHAMPION_CACHE_URI = f"s3://{MLFLOW_BUCKET}/champion-cache"
+#: pointer, published by the API process/container and read by every API instance and the Lambda when MLflow
+#: cannot be reached. In a bucket of its own, so that the API may write there and only read MLflow's.
+CHAMPION_CACHE_URI = f"s3://{SERVING_BUCKET}/champion-cache"
 AIRFLOW_ADMIN_USER = "admin"
+MLFLOW_ADMIN_USER = "admin"  # the operator's; the services have users of their own (MLFLOW_USERS)
+#: MLflow users by who uses them (basic-auth app): the training pipeline writes runs, models and aliases,
+#: the API and the Lambda only read. Every other user sees nothing without logging in.
+MLFLOW_USERS: dict[str, str] = {"pipeline": "mlflow_pipeline_password", "api": "mlflow_api_password"}
+#: S3 identities (one key pair each) by who uses them; what each may do is in infra/access.py.
+S3_IDENTITIES = ("admin", "mlflow", "pipeline", "api", "lambda")
 REGION = "us-east-1"
 
 
@@ -123,30 +132,55 @@ class Topology:
 # ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Credentials:
-    """Every secret of the platform. Generated on first start, never defaulted, never logged."""
+    """Every secret of the platform. Generated on first start, never defaulted, never logged.
+
+    One secret per role: Postgres (the superuser and one role per database), S3 (one key pair per identity,
+    ``s3_access_key``/``s3_secret_key`` being the administrator's), MLflow (admin, pipeline, api), Airflow and
+    the API's admin key.
+    """
 
     postgres_password: str
+    postgres_airflow_password: str
+    postgres_mlflow_password: str
+    postgres_optuna_password: str
     s3_access_key: str
     s3_secret_key: str
+    s3_mlflow_access_key: str
+    s3_mlflow_secret_key: str
+    s3_pipeline_access_key: str
+    s3_pipeline_secret_key: str
+    s3_api_access_key: str
+    s3_api_secret_key: str
+    s3_lambda_access_key: str
+    s3_lambda_secret_key: str
+    mlflow_admin_password: str
+    mlflow_pipeline_password: str
+    mlflow_api_password: str
+    mlflow_flask_secret_key: str
     airflow_admin_password: str
     airflow_jwt_secret: str
     airflow_api_secret_key: str
     airflow_fernet_key: str
     api_admin_key: str
 
+    @staticmethod
+    def is_access_key(name: str) -> bool:
+        """Whether a field is an S3 access key id (upper-case alphanumeric, as S3 servers expect)."""
+        return name.startswith("s3_") and name.endswith("access_key")
+
+    @classmethod
+    def generate_one(cls, name: str) -> str:
+        """A fresh random value for one field."""
+        if cls.is_access_key(name):
+            return "AK" + secrets.token_hex(9).upper()
+        if name == "airflow_fernet_key":
+            return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        return secrets.token_urlsafe(30 if name.endswith("secret_key") else 24)
+
     @classmethod
     def generate(cls) -> Credentials:
-        """Fresh random credentials (the S3 access key is alphanumeric, as S3 servers expect)."""
-        return cls(
-            postgres_password=secrets.token_urlsafe(24),
-            s3_access_key="AK" + secrets.token_hex(9).upper(),
-            s3_secret_key=secrets.token_urlsafe(30),
-            airflow_admin_password=secrets.token_urlsafe(16),
-            airflow_jwt_secret=secrets.token_urlsafe(32),
-            airflow_api_secret_key=secrets.token_urlsafe(32),
-            airflow_fernet_key=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-            api_admin_key=secrets.token_urlsafe(24),
-        )
+        """Fresh random credentials."""
+        return cls(**{name: cls.generate_one(name) for name in cls.names()})
 
     @classmethod
     def names(cls) -> list[str]:
@@ -313,11 +347,19 @@ def start_order(names: list[str] | None = None) -> list[str]:
 # Connection strings and environments
 # ---------------------------------------------------------------------------------------------------------
 def postgres_url(topo: Topology, creds: Credentials, database: str, driver: str = "postgresql+psycopg2") -> str:
-    """SQLAlchemy URL of one of the platform's databases."""
+    """SQLAlchemy URL of one of the platform's databases, as the role that owns it (:data:`DATABASE_ROLES`)."""
     if database not in DATABASES:
         raise ValueError(f"unknown database {database!r}; the platform has {DATABASES}")
+    role = DATABASE_ROLES[database]
+    password = getattr(creds, f"postgres_{role}_password")
+    return f"{driver}://{role}:{password}@{topo.host(POSTGRES)}:{topo.port(POSTGRES)}/{database}"
+
+
+def postgres_admin_url(topo: Topology, creds: Credentials, database: str = "postgres") -> str:
+    """URL of the cluster's superuser (the operator's: creating roles and databases, maintenance)."""
     return (
-        f"{driver}://{POSTGRES_USER}:{creds.postgres_password}@{topo.host(POSTGRES)}:{topo.port(POSTGRES)}/{database}"
+        f"postgresql+psycopg2://{POSTGRES_USER}:{creds.postgres_password}@{topo.host(POSTGRES)}:"
+        f"{topo.port(POSTGRES)}/{database}"
     )
 
 
@@ -332,28 +374,64 @@ def s3_endpoint(topo: Topology) -> str:
     return topo.url(S3)
 
 
-def s3_client_env(topo: Topology, creds: Credentials) -> dict[str, str]:
-    """Environment every S3 client needs (boto3 and MLflow both read these names)."""
+def s3_keys(creds: Credentials, identity: str) -> tuple[str, str]:
+    """Access key id and secret of an S3 identity (:data:`S3_IDENTITIES`; ``admin`` is the root)."""
+    if identity not in S3_IDENTITIES:
+        raise ValueError(f"unknown S3 identity {identity!r}; the platform has {S3_IDENTITIES}")
+    prefix = "s3" if identity == "admin" else f"s3_{identity}"
+    return getattr(creds, f"{prefix}_access_key"), getattr(creds, f"{prefix}_secret_key")
+
+
+def s3_client_env(topo: Topology, creds: Credentials, identity: str = "admin") -> dict[str, str]:
+    """Environment every S3 client needs (boto3 and MLflow both read these names), as ``identity``."""
     endpoint = s3_endpoint(topo)
+    key, secret = s3_keys(creds, identity)
     return {
         "AWS_ENDPOINT_URL_S3": endpoint,
         "MLFLOW_S3_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": creds.s3_access_key,
-        "AWS_SECRET_ACCESS_KEY": creds.s3_secret_key,
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
         "AWS_DEFAULT_REGION": REGION,
     }
 
 
-def mlflow_server_env(topo: Topology, creds: Credentials, allowed_hosts: tuple[str, ...] = ()) -> dict[str, str]:
+def mlflow_client_env(creds: Credentials, user: str) -> dict[str, str]:
+    """The MLflow login of a client (``MLFLOW_TRACKING_USERNAME``/``_PASSWORD``): ``pipeline`` or ``api``."""
+    return {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": getattr(creds, MLFLOW_USERS[user])}
+
+
+#: MLflow's basic-auth settings other than secrets (the file also holds ``database_uri``, written with the
+#: ``mlflow`` role's password by the local stack or, in Docker, by the image's entrypoint).
+MLFLOW_AUTH_SETTINGS = {
+    "default_permission": "READ",  # every logged-in user reads; writes need a permission (the creator's)
+    "admin_username": MLFLOW_ADMIN_USER,
+    "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+    # Each password check is a scrypt hash (~75 ms of CPU here): without the cache every request of the
+    # pipeline, the API's alias checks and the Lambda's pays it, and MLflow saturates a core under load. One
+    # worker, so a password changed through the API takes effect at once; only out-of-band changes wait.
+    "auth_cache_ttl_seconds": "60",
+}
+
+
+def mlflow_auth_ini(database_uri: str) -> str:
+    """Content of MLflow's basic-auth config file (``MLFLOW_AUTH_CONFIG_PATH``; it holds a secret: 0600)."""
+    lines = ["[mlflow]", *(f"{k} = {v}" for k, v in MLFLOW_AUTH_SETTINGS.items()), f"database_uri = {database_uri}"]
+    return "\n".join(lines) + "\n"
+
+
+def mlflow_server_env(
+    topo: Topology, creds: Credentials, auth_config_path: str, allowed_hosts: tuple[str, ...] = ()
+) -> dict[str, str]:
     """Environment of ``mlflow server``: Postgres backend, artifacts proxied to S3, one worker, no job runner.
 
+    With the basic-auth app: login required, the admin password from the environment, not the file.
     Everything, including the secret backend URI, goes through environment variables so that no secret
     appears on a command line (``ps``) or in a container's command.
     """
     hosts = ["localhost", "127.0.0.1", f"{topo.host(MLFLOW)}", *allowed_hosts]
     hosts_with_ports = sorted({h for host in hosts for h in (host, f"{host}:{topo.port(MLFLOW)}")})
     return {
-        **s3_client_env(topo, creds),
+        **s3_client_env(topo, creds, "mlflow"),
         "MLFLOW_BACKEND_STORE_URI": postgres_url(topo, creds, "mlflow"),
         "MLFLOW_ARTIFACTS_DESTINATION": MLFLOW_ARTIFACTS_DESTINATION,
         "MLFLOW_SERVE_ARTIFACTS": "true",
@@ -362,6 +440,10 @@ def mlflow_server_env(topo: Topology, creds: Credentials, allowed_hosts: tuple[s
         "MLFLOW_WORKERS": "1",
         "MLFLOW_SERVER_ALLOWED_HOSTS": ",".join(hosts_with_ports),
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_AUTH_CONFIG_PATH": auth_config_path,
+        "MLFLOW_AUTH_ADMIN_USERNAME": MLFLOW_ADMIN_USER,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": creds.mlflow_admin_password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": creds.mlflow_flask_secret_key,  # the auth app's CSRF protection
     }
 
 
@@ -374,7 +456,7 @@ def ml_env(topo: Topology, creds: Credentials, settings: MLSettings | None = Non
             "lake_bucket": LAKE_BUCKET,
         }
     )
-    return {**s3_client_env(topo, creds), **settings.to_env()}
+    return {**s3_client_env(topo, creds, "pipeline"), **mlflow_client_env(creds, "pipeline"), **settings.to_env()}
 
 
 @dataclass(frozen=True)
@@ -431,7 +513,8 @@ def api_env(topo: Topology, creds: Credentials, settings: MLSettings | None = No
     """Environment of the prediction API (process, container or Lambda)."""
     settings = settings or MLSettings()
     return {
-        **s3_client_env(topo, creds),
+        **s3_client_env(topo, creds, "api"),
+        **mlflow_client_env(creds, "api"),
         "MLFLOW_TRACKING_URI": topo.url(MLFLOW),
         "MLOPS_MODEL_NAME": str(settings.model_name),
         "MLOPS_API_ADMIN_KEY": creds.api_admin_key,
@@ -452,7 +535,7 @@ def commands(topo: Topology) -> dict[str, list[str]]:
     locally) while their ports, credentials and health checks above are shared.
     """
     return {
-        MLFLOW: ["mlflow", "server"],  # configured entirely by mlflow_server_env()
+        MLFLOW: ["mlflow", "server", "--app-name", "basic-auth"],  # the rest: mlflow_server_env()
         AIRFLOW_API: ["airflow", "api-server", "--port", str(topo.port(AIRFLOW_API))],
         AIRFLOW_SCHEDULER: ["airflow", "scheduler"],
         AIRFLOW_DAG_PROCESSOR: ["airflow", "dag-processor"],

@@ -54,8 +54,9 @@ INLINE_POLICIES: dict[str, dict[str, Any]] = {
             "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:ListBucket"],
             "Resource": [
-                f"arn:aws:s3:::{catalog.MLFLOW_BUCKET}",
-                f"arn:aws:s3:::{catalog.MLFLOW_BUCKET}/*",
+                f"arn:aws:s3:::{bucket}{suffix}"
+                for bucket in (catalog.MLFLOW_BUCKET, catalog.SERVING_BUCKET)
+                for suffix in ("", "/*")
             ],
         }
     ),
@@ -83,6 +84,10 @@ class LambdaSpec:
     #: cold start) snowballs into more cold starts; beyond this cap Lambda and LocalStack throttle (429)
     #: instead. The embedded stack's port block leaves room for 10 environments.
     reserved_concurrency: int = 8
+    #: Execution environments the embedded stack starts right after deploying (concurrent first requests):
+    #: with one spare, a request that finds the other busy (a slow moment of the machine) goes there instead
+    #: of starting a cold one, whose start-up CPU would slow the others down in turn.
+    warm_environments: int = 2
     function_url_auth_type: str = "NONE"
     rest_api_name: str = "mlops-api"
     stage_name: str = "prod"
@@ -125,13 +130,15 @@ def function_environment(
 ) -> dict[str, str]:
     """Environment of the Lambda: :func:`catalog.api_env` for a Topology (Docker network by default).
 
-    LocalStack injects its own ``AWS_SESSION_TOKEN`` into every function; boto3 would send it along with the
-    S3 keys below and the S3 server (MinIO) would reject the request, so it is blanked (boto3 treats an
+    With the Lambda's own S3 identity (read only: it never publishes the champion cache) and the API's
+    MLflow login. LocalStack injects its own ``AWS_SESSION_TOKEN`` into every function; boto3 would send it
+    along with the S3 keys below and the S3 server (MinIO) would reject the request, so it is blanked (boto3 treats an
     empty token as none). User variables override LocalStack's (checked in localstack-core 2026.3).
     Real AWS reserves the ``AWS_*`` key names, which is why the HTTP API option targets LocalStack Pro too.
     """
-    env = catalog.api_env(topo or catalog.Topology.docker(), creds, settings)
-    return {**env, "AWS_SESSION_TOKEN": ""}
+    topo = topo or catalog.Topology.docker()
+    env = catalog.api_env(topo, creds, settings) | catalog.s3_client_env(topo, creds, "lambda")
+    return {**env, "MLOPS_API_CACHE_PUBLISH": "false", "AWS_SESSION_TOKEN": ""}
 
 
 def source_code_hash(path: Path) -> str:

@@ -1,7 +1,8 @@
 """The whole platform: one :class:`~infra.components.service.ServiceDeployment` per catalog service.
 
-Order comes from the catalog (``depends_on``, :func:`infra.catalog.start_order`): Postgres and MinIO (+
-buckets) -> MLflow -> Airflow (+ migration) and the API; MinIO -> LocalStack -> the API as a Lambda.
+Order comes from the catalog (``depends_on``, :func:`infra.catalog.start_order`): Postgres (+ its roles)
+and MinIO (+ buckets and users) -> MLflow (+ its users) -> Airflow (+ migration) and the API; MinIO ->
+LocalStack -> the API as a Lambda.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ class MlopsPlatform(pulumi.ComponentResource):
             "localstackUrl": config.host_url(ports.localstack),
             "airflowAdminUser": catalog.AIRFLOW_ADMIN_USER,
             "airflowAdminPassword": _secret_field(creds, "airflow_admin_password"),
+            "mlflowAdminUser": catalog.MLFLOW_ADMIN_USER,
+            "mlflowAdminPassword": _secret_field(creds, "mlflow_admin_password"),
             "postgresPassword": _secret_field(creds, "postgres_password"),
             "s3AccessKey": _secret_field(creds, "s3_access_key"),
             "s3SecretKey": _secret_field(creds, "s3_secret_key"),

@@ -11,9 +11,10 @@ import pulumi_random as random
 from infra import catalog
 from infra.components.common import TYPE_PREFIX
 
-# Generated values are alphanumeric: they end up in URLs (Postgres), JSON (Airflow) and S3 signatures.
-_LENGTHS = {"s3_access_key": 20}
-_DEFAULT_LENGTH = 32
+# Generated values are alphanumeric: they end up in URLs (Postgres), JSON (Airflow), an ini file (MLflow)
+# and S3 signatures. Access key ids look like AWS's: 20 characters, upper case and digits.
+ACCESS_KEY_LENGTH = 20
+DEFAULT_LENGTH = 32
 FERNET_FIELD = "airflow_fernet_key"
 
 
@@ -44,11 +45,12 @@ class PlatformSecrets(pulumi.ComponentResource):
             if field in configured:
                 values[field] = pulumi.Output.secret(configured[field])
                 continue
+            access_key = catalog.Credentials.is_access_key(field)  # every S3 identity's key id
             password = random.RandomPassword(
                 field.replace("_", "-"),
-                length=_LENGTHS.get(field, _DEFAULT_LENGTH),
+                length=ACCESS_KEY_LENGTH if access_key else DEFAULT_LENGTH,
                 special=False,
-                lower=field != "s3_access_key",  # access keys look like AWS's: upper case and digits
+                lower=not access_key,
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.generated[field] = password

@@ -8,9 +8,10 @@ the same way for every service (the ``ServiceDeployment`` of pulumi/examples' ku
   address only, carries the catalog's healthcheck, restarts unless stopped, and is stopped with the
   catalog's grace period on ``pulumi destroy`` (``destroy_grace_seconds``) and ``docker stop``;
 * Pulumi waits for it to be healthy when another service depends on it (catalog ``depends_on``);
-* ``jobs_before`` run to completion before the container starts, ``jobs_after`` once it is healthy; each
-  job's exit code is checked, so a failed migration stops ``pulumi up`` with the job's name and logs
-  instead of surfacing minutes later as a health timeout.
+* ``jobs_before`` run to completion before the container starts, ``jobs_after`` once it is healthy, one
+  after the other; each job's exit code is checked, so a failed migration stops ``pulumi up`` with the
+  job's name and logs instead of surfacing minutes later as a health timeout. A job that needs secrets
+  gets them in its environment (a Pulumi secret), never in its command or in the files it is given.
 
 :attr:`ServiceDeployment.ready` is what dependants wait on: the container and its checked jobs.
 """
@@ -48,10 +49,12 @@ class Mount:
 
 @dataclass(frozen=True)
 class Job:
-    """A one-shot container (bucket creation, database migration, training trigger).
+    """A one-shot container (bucket creation, users and roles, database migration, training trigger).
 
     ``check`` documents (and shows in ``docker ps`` while it runs) what the job needs. With ``attach`` Pulumi
     waits for the exit and the exit code must be 0; without it the job is started and left to run.
+    ``uploads`` (path in the container -> content) are copied in before it starts: scripts and policy
+    documents, never a secret (those come from ``env``).
     """
 
     name: str
@@ -61,6 +64,7 @@ class Job:
     entrypoint: Sequence[str] | None = None
     image: str | None = None  # an upstream reference; None: the service's own image
     attach: bool = True
+    uploads: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,11 @@ class ContainerSpec:
 def _labels(ctx: StackContext, name: str, role: str) -> list[docker.ContainerLabelArgs]:
     values = {"mlops.stack": ctx.config.stack, "mlops.service": name, "mlops.role": role}
     return [docker.ContainerLabelArgs(label=k, value=v) for k, v in values.items()]
+
+
+def _uploads(files: Mapping[str, str]) -> list[docker.ContainerUploadArgs]:
+    """Files copied into a container before it starts (path -> content)."""
+    return [docker.ContainerUploadArgs(file=path, content=text) for path, text in files.items()]
 
 
 def checked(job: docker.Container, docker_name: str) -> pulumi.Output[docker.Container]:
@@ -122,6 +131,7 @@ def job_container(
         entrypoints=list(job.entrypoint) if job.entrypoint is not None else None,
         networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=ctx.network.name)],
         healthcheck=job.check.args(),
+        uploads=_uploads(job.uploads),
         attach=job.attach,
         logs=job.attach,
         must_run=False,
@@ -178,13 +188,13 @@ class ServiceDeployment(pulumi.ComponentResource):
             stop_timeout=svc.stop_grace_s,
             destroy_grace_seconds=svc.stop_grace_s,
             volumes=[m.args(ctx) for m in spec.mounts],
-            uploads=[docker.ContainerUploadArgs(file=path, content=text) for path, text in spec.uploads.items()],
+            uploads=_uploads(spec.uploads),
             labels=_labels(ctx, spec.service, "service"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=before),
         )
         self.ready = [self.container]
-        for job in spec.jobs_after:
-            container = job_container(ctx, job, image, self, [self.container])
+        for job in spec.jobs_after:  # in order: each after the container and the jobs before it
+            container = job_container(ctx, job, image, self, list(self.ready))
             self.jobs[job.name] = container
             if job.attach:
                 self.ready.append(checked(container, ctx.name(job.name)))

@@ -4,25 +4,35 @@ Everything generic (network, ports, healthchecks, waits, restart, stop grace, ex
 once by :class:`~infra.components.service.ServiceDeployment`; this module holds only the per-service
 facts, as plain :class:`~infra.components.service.ContainerSpec` data built from the catalog:
 
-* Postgres (official image, named volume, databases created by an init script);
-* MinIO (S3; the stack's keys are its root credentials) and a one-shot ``mc`` job creating the buckets;
-* MLflow, Airflow (a ``db migrate`` job, then API server, scheduler, DAG processor and triggerer) and the
-  API, from the images built out of ``infra/docker/`` (:data:`BUILT_IMAGES`);
+* Postgres (official image, named volume, databases created by an init script) and a one-shot ``psql``
+  job giving each database to its own role (:func:`infra.access.postgres_roles_sql`);
+* MinIO (S3; the stack's root keys are its root credentials), a one-shot ``mc`` job creating the buckets
+  and one creating a MinIO user per S3 identity with exactly its policy (:func:`infra.access.s3_policy`);
+* MLflow (its basic-auth app, and a one-shot job creating its service users, :mod:`infra.mlflow_users`),
+  Airflow (a ``db migrate`` job, then API server, scheduler, DAG processor and triggerer) and the API,
+  from the images built out of ``infra/docker/`` (:data:`BUILT_IMAGES`);
 * LocalStack, which runs Lambda functions in sibling containers on the stack network.
+
+Least privilege: each container gets only its own logins (the catalog's env builders pick them). The
+operator's (the Postgres superuser, the S3 root key, the MLflow admin) reach only Postgres, MinIO and
+MLflow themselves and their admin jobs; the jobs take every secret from their environment, never from
+their command or the files they are given.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from infra import catalog
+from infra import access, catalog
 from infra.components import health
 from infra.components.common import StackValues
 from infra.components.config import StackConfig
 from infra.components.service import ContainerSpec, Job, Mount
+from infra.mlflow_users import password_variable
 from ml.settings import MLSettings
 
 
@@ -59,6 +69,81 @@ def postgres_env(values: StackValues) -> dict[str, str]:
     return {"POSTGRES_USER": catalog.POSTGRES_USER, "POSTGRES_PASSWORD": values.creds.postgres_password}
 
 
+POSTGRES_ROLES_SCRIPT = "/tmp/mlops-postgres/roles.sql"  # uploaded into the roles job (no secret in it)
+
+
+def role_password_variable(role: str) -> str:
+    """Environment variable of the roles job holding a database role's password."""
+    return f"MLOPS_POSTGRES_{role.upper()}_PASSWORD"
+
+
+def postgres_roles_script() -> str:
+    r"""The psql script of the ``postgres-roles`` job, run as the superuser on every ``pulumi up``.
+
+    Creates the catalog's databases a volume made by an older program lacks, gives each database to its role
+    (the only one that may connect; :func:`infra.access.postgres_roles_sql`), (re)applies the database
+    settings and hands the role what the superuser created in its database before the roles existed
+    (:func:`infra.access.adopt_objects_sql`). Idempotent. The passwords are psql variables read from the
+    job's environment (``\getenv``): neither this script nor the command line holds one, and the session
+    keeps failed statements out of the server log.
+    """
+    roles = sorted(set(catalog.DATABASE_ROLES.values()))
+    lines = [
+        "\\set ON_ERROR_STOP on",
+        "SET log_statement = 'none';",
+        "SET log_min_error_statement = 'panic';",
+    ]
+    for role in roles:
+        variable = role_password_variable(role)
+        lines += [
+            f"\\getenv {role}_password {variable}",
+            f"\\if :{{?{role}_password}}",
+            "\\else",
+            f"DO $$BEGIN RAISE EXCEPTION 'the job has no {variable}'; END$$;",
+            "\\endif",
+        ]
+    for db in catalog.DATABASES:
+        lines.append(
+            f"SELECT 'CREATE DATABASE {db} OWNER {catalog.POSTGRES_USER}' "
+            f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{db}') \\gexec"
+        )
+    lines += access.postgres_roles_sql()  # passwords as psql variables
+    for db in catalog.DATABASES:
+        lines += catalog.database_settings_sql(db)
+    for db in catalog.DATABASES:
+        lines += [f"\\connect {db}", access.adopt_objects_sql(db).strip()]
+    lines.append(f"\\echo 'databases {', '.join(catalog.DATABASES)}: each owned by its role'")
+    return "".join(f"{line}\n" for line in lines)
+
+
+def postgres_roles_env(topo: catalog.Topology, values: StackValues) -> dict[str, str]:
+    """Environment of the ``postgres-roles`` job: libpq's superuser login and each role's password."""
+    creds = values.creds
+    return {
+        "PGHOST": topo.host(catalog.POSTGRES),
+        "PGPORT": str(topo.port(catalog.POSTGRES)),
+        "PGUSER": catalog.POSTGRES_USER,
+        "PGPASSWORD": creds.postgres_password,
+        "PGDATABASE": "postgres",
+        "PGAPPNAME": "mlops-postgres-roles",
+        **{role_password_variable(role): pw for role, pw in access.role_passwords(creds).items()},
+    }
+
+
+def postgres_roles_job(topo: catalog.Topology) -> Job:
+    """The one-shot job (postgres image, ``psql`` as the superuser) that applies the database roles."""
+    pg_health = catalog.SERVICES[catalog.POSTGRES].health
+    probe = ["CMD", "pg_isready", "-h", topo.host(catalog.POSTGRES), "-p", str(topo.port(catalog.POSTGRES))]
+    return Job(
+        "postgres-roles",
+        command=["--no-psqlrc", "--no-password", "--file", POSTGRES_ROLES_SCRIPT],
+        entrypoint=["psql"],
+        env=functools.partial(postgres_roles_env, topo),
+        check=health.for_job([*probe, "-U", catalog.POSTGRES_USER, "-d", "postgres"], pg_health),
+        uploads={POSTGRES_ROLES_SCRIPT: postgres_roles_script()},
+    )
+
+
 # ---------------------------------------------------------------------------------------------------------
 # MinIO
 # ---------------------------------------------------------------------------------------------------------
@@ -84,9 +169,139 @@ def bucket_command() -> list[str]:
     return ["mb", "--ignore-existing", *(f"{MC_ALIAS}/{bucket}" for bucket in catalog.BUCKETS)]
 
 
+S3_USERS_DIR = "/tmp/mlops-s3-users"  # the users job's script and policy documents (no secret in them)
+S3_USERS_SCRIPT = f"{S3_USERS_DIR}/users.sh"
+
+
+def s3_user_identities() -> tuple[str, ...]:
+    """The S3 identities that are MinIO users (all but ``admin``, MinIO's root)."""
+    return tuple(identity for identity in catalog.S3_IDENTITIES if identity != "admin")
+
+
+def s3_policy_name(identity: str) -> str:
+    """Name of an S3 identity's MinIO policy."""
+    return f"mlops-{identity}"
+
+
+def s3_policy_file(identity: str) -> str:
+    """Where the users job finds an identity's policy document."""
+    return f"{S3_USERS_DIR}/{identity}.json"
+
+
+def s3_key_variables(identity: str) -> tuple[str, str]:
+    """Environment variables of the users job holding an identity's access key and secret key."""
+    return f"MLOPS_S3_{identity.upper()}_ACCESS_KEY", f"MLOPS_S3_{identity.upper()}_SECRET_KEY"
+
+
+def s3_users_script() -> str:
+    """The ``s3-users`` job's script: one MinIO user per S3 identity, with exactly its policy.
+
+    Idempotent, like the ``mc`` commands it runs: ``policy create`` and ``user add`` overwrite (a changed
+    policy or a new secret applies), ``policy attach`` leaves an attached policy as it is. The keys come
+    from the job's environment; the secret reaches ``mc admin user add`` on its standard input, never on a
+    command line. ``mc``'s own messages (they name the access keys) are not logged.
+    """
+    lines = [
+        "#!/bin/sh",
+        "# Generated by infra/components/services.py (s3_users_script): MinIO users and policies.",
+        "set -eu",
+        "user() {  # IDENTITY POLICY POLICY_FILE ACCESS_KEY SECRET_KEY",
+        f'    mc admin policy create {MC_ALIAS} "$2" "$3" > /dev/null',
+        f'    printf \'%s\\n%s\\n\' "$4" "$5" | mc admin user add {MC_ALIAS} > /dev/null',
+        f'    mc admin policy attach {MC_ALIAS} "$2" --user "$4" > /dev/null',
+        '    echo "S3 identity $1: MinIO user with policy $2"',
+        "}",
+    ]
+    for identity in s3_user_identities():
+        key, secret = s3_key_variables(identity)
+        lines.append(f'user {identity} {s3_policy_name(identity)} {s3_policy_file(identity)} "${key}" "${secret}"')
+    return "".join(f"{line}\n" for line in lines)
+
+
+def s3_users_uploads() -> dict[str, str]:
+    """The users job's files: its script and each identity's policy document (infra/access.py)."""
+    files = {S3_USERS_SCRIPT: s3_users_script()}
+    for identity in s3_user_identities():
+        files[s3_policy_file(identity)] = json.dumps(access.s3_policy(identity), indent=2) + "\n"
+    return files
+
+
+def s3_users_env(topo: catalog.Topology, values: StackValues) -> dict[str, str]:
+    """Environment of the ``s3-users`` job: the root's ``mc`` alias and every identity's keys."""
+    env = mc_env(topo, values)
+    for identity in s3_user_identities():
+        key_variable, secret_variable = s3_key_variables(identity)
+        env[key_variable], env[secret_variable] = catalog.s3_keys(values.creds, identity)
+    return env
+
+
+def s3_buckets_job(topo: catalog.Topology) -> Job:
+    """The one-shot job (MinIO image, ``mc`` as the root) creating every catalog bucket."""
+    return Job(
+        "s3-buckets",
+        command=bucket_command(),
+        entrypoint=["mc"],
+        env=functools.partial(mc_env, topo),
+        check=health.for_job(["CMD", "mc", "ready", MC_ALIAS], catalog.SERVICES[catalog.S3].health),
+    )
+
+
+def s3_users_job(topo: catalog.Topology) -> Job:
+    """The one-shot job (MinIO image, ``mc admin`` as the root) creating the MinIO users and their policies."""
+    return Job(
+        "s3-users",
+        command=[S3_USERS_SCRIPT],
+        entrypoint=["/bin/sh"],
+        env=functools.partial(s3_users_env, topo),
+        check=health.for_job(["CMD", "mc", "ready", MC_ALIAS], catalog.SERVICES[catalog.S3].health),
+        uploads=s3_users_uploads(),
+    )
+
+
 # ---------------------------------------------------------------------------------------------------------
 # MLflow
 # ---------------------------------------------------------------------------------------------------------
+MLFLOW_AUTH_CONFIG = "/home/mlflow/basic_auth.ini"  # written at start by infra/docker/mlflow-entrypoint.sh
+MLFLOW_AUTH_INI_ENV = "MLOPS_MLFLOW_AUTH_INI"  # its content; read (and unset) by that entrypoint
+MLFLOW_USERS_SCRIPT = "/opt/mlops/bin/mlflow_users.py"  # infra/mlflow_users.py in the MLflow image
+
+
+def mlflow_env(topo: catalog.Topology, allowed_hosts: tuple[str, ...], values: StackValues) -> dict[str, str]:
+    """Environment of the MLflow container: the catalog's, plus the basic-auth config file's content.
+
+    The file holds the ``mlflow_auth`` database's URI with the ``mlflow`` role's password: the image's
+    entrypoint writes it (0600) and drops the variable before the server starts.
+    """
+    env = catalog.mlflow_server_env(topo, values.creds, MLFLOW_AUTH_CONFIG, allowed_hosts=allowed_hosts)
+    env[MLFLOW_AUTH_INI_ENV] = catalog.mlflow_auth_ini(catalog.postgres_url(topo, values.creds, "mlflow_auth"))
+    return env
+
+
+def mlflow_users_env(topo: catalog.Topology, values: StackValues) -> dict[str, str]:
+    """Environment of the ``mlflow-users`` job (what ``infra/mlflow_users.py``'s ``main`` reads)."""
+    creds = values.creds
+    return {
+        "MLFLOW_TRACKING_URI": topo.url(catalog.MLFLOW),
+        "MLFLOW_AUTH_ADMIN_USERNAME": catalog.MLFLOW_ADMIN_USER,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": creds.mlflow_admin_password,
+        **{password_variable(user): getattr(creds, name) for user, name in catalog.MLFLOW_USERS.items()},
+    }
+
+
+def mlflow_users_job(topo: catalog.Topology) -> Job:
+    """The one-shot job (MLflow image) creating MLflow's service users and their grants, as the admin."""
+    mlflow_health = catalog.SERVICES[catalog.MLFLOW].health
+    return Job(
+        "mlflow-users",
+        command=[MLFLOW_USERS_SCRIPT],
+        entrypoint=["python"],
+        env=functools.partial(mlflow_users_env, topo),
+        check=health.for_job(
+            health.http_probe(topo.url(catalog.MLFLOW, mlflow_health.path), mlflow_health.timeout_s), mlflow_health
+        ),
+    )
+
+
 def mlflow_allowed_hosts(config: StackConfig) -> tuple[str, ...]:
     """Extra Host headers MLflow must accept besides the catalog's (service name, localhost).
 
@@ -225,7 +440,6 @@ def stack_services(config: StackConfig, topo: catalog.Topology) -> StackServices
     """The container spec of every catalog service for this stack configuration."""
     settings = config.ml_settings()
     commands = catalog.commands(topo)
-    s3_health = catalog.SERVICES[catalog.S3].health
     specs = {
         catalog.POSTGRES: ContainerSpec(
             catalog.POSTGRES,
@@ -234,6 +448,7 @@ def stack_services(config: StackConfig, topo: catalog.Topology) -> StackServices
             mounts=[Mount(POSTGRES_DATA_DIR, volume="pgdata")],
             uploads={POSTGRES_INIT_SCRIPT: postgres_init_sql()},
             init=False,  # the image's entrypoint handles signals itself
+            jobs_after=[postgres_roles_job(topo)],
         ),
         catalog.S3: ContainerSpec(
             catalog.S3,
@@ -241,20 +456,13 @@ def stack_services(config: StackConfig, topo: catalog.Topology) -> StackServices
             command=["server", S3_DATA_DIR, "--console-address", f":{S3_CONSOLE_PORT}"],
             mounts=[Mount(S3_DATA_DIR, volume="s3data")],
             extra_ports=[(S3_CONSOLE_PORT, config.ports.s3_console)],
-            jobs_after=[
-                Job(
-                    "s3-buckets",
-                    command=bucket_command(),
-                    entrypoint=["mc"],
-                    env=functools.partial(mc_env, topo),
-                    check=health.for_job(["CMD", "mc", "ready", MC_ALIAS], s3_health),
-                )
-            ],
+            jobs_after=[s3_buckets_job(topo), s3_users_job(topo)],  # in this order: policies name the buckets
         ),
         catalog.MLFLOW: ContainerSpec(
             catalog.MLFLOW,
-            env=lambda v: catalog.mlflow_server_env(topo, v.creds, allowed_hosts=mlflow_allowed_hosts(config)),
+            env=functools.partial(mlflow_env, topo, mlflow_allowed_hosts(config)),
             command=commands[catalog.MLFLOW],
+            jobs_after=[mlflow_users_job(topo)],
         ),
         catalog.API: ContainerSpec(
             catalog.API, env=lambda v: catalog.api_env(topo, v.creds, settings), command=commands[catalog.API]

@@ -12,6 +12,9 @@ to start). Processes that still carry this stack's marker and this program's nam
 ended too. A group counts only inside supervisord's session (the stack's), so a recycled process group id
 can never point at someone else's processes.
 
+The launcher also loads the program's secret environment variables from its private file in the same
+directory (written by ``up``; supervisord itself never holds a secret).
+
 With ``--user NAME`` (a program that runs as another OS user, e.g. Postgres when the stack runs as root)
 the clean-up runs with the launcher's rights and the program as that user. ``infra/local/supervisor.py``
 reads the same records when it stops the stack (``make down``).
@@ -21,6 +24,7 @@ Run by path, not as ``-m infra.local.launch``: importing the package would cost 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import signal
@@ -93,6 +97,13 @@ def end(procs: list[psutil.Process], timeout: float = 10.0) -> None:
     psutil.wait_procs(alive, timeout=5)
 
 
+def load_secrets(instance: str, program: str) -> None:
+    """Put the program's secret variables (``StatePaths.secrets_file``: 0600, JSON) into the environment."""
+    path = Path(instance) / RUN_DIR / f"{program}.secrets.json"
+    with contextlib.suppress(FileNotFoundError):
+        os.environ.update(json.loads(path.read_text()))
+
+
 def drop_privileges(user: str) -> None:
     """Become ``user`` (groups, gid, uid; HOME and USER too) before running the program."""
     entry = pwd.getpwnam(user)
@@ -119,6 +130,7 @@ def main(argv: list[str]) -> None:
             end(list(procs.values()))
         with contextlib.suppress(OSError):  # best effort: the record only speeds up the next clean-up
             record.write_text(f"{os.getpgid(0)}\n")
+        load_secrets(instance, program)
     if user is not None:
         drop_privileges(user)
     os.execvp(argv[0], argv)

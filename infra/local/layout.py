@@ -96,6 +96,11 @@ class StatePaths:
         return self.root / "mlflow"
 
     @property
+    def mlflow_auth_config(self) -> Path:
+        """MLflow's basic-auth config (``MLFLOW_AUTH_CONFIG_PATH``; 0600: its database URI holds a password)."""
+        return self.mlflow / "basic_auth.ini"
+
+    @property
     def airflow_home(self) -> Path:
         """AIRFLOW_HOME: task logs, the passwords file, a placeholder airflow.cfg."""
         return self.root / "airflow"
@@ -122,6 +127,10 @@ class StatePaths:
     def run(self) -> Path:
         """Run-time records of the supervised programs (the process group of each running instance)."""
         return self.root / "run"
+
+    def secrets_file(self, program: str) -> Path:
+        """A program's secret environment variables (0600, JSON), loaded by its launcher before it starts."""
+        return self.run / f"{program}.secrets.json"
 
     def group_file(self, program: str) -> Path:
         """Where ``infra/local/launch.py`` records the process group of the running instance of ``program``."""
@@ -176,11 +185,12 @@ def load_or_create_credentials(path: Path) -> tuple[catalog.Credentials, bool]:
     """
     if path.exists():
         data = json.loads(path.read_text())
-        missing = set(catalog.Credentials.names()) - set(data)
-        if missing:
-            raise ValueError(f"{path} lacks credentials {sorted(missing)}; restore it or `destroy` the stack")
         if path.stat().st_mode & 0o077:
             os.chmod(path, 0o600)
+        missing = [n for n in catalog.Credentials.names() if n not in data]
+        if missing:  # a stack made before these credentials existed: they are new roles and users, generate them
+            data |= {n: catalog.Credentials.generate_one(n) for n in missing}
+            write_private(path, json.dumps({n: data[n] for n in catalog.Credentials.names()}, indent=2) + "\n")
         return catalog.Credentials(**{n: data[n] for n in catalog.Credentials.names()}), False
     creds = catalog.Credentials.generate()
     write_private(path, json.dumps({n: getattr(creds, n) for n in creds.names()}, indent=2) + "\n")

@@ -108,6 +108,7 @@ def write_ready_hook(paths: StatePaths, settings: StackSettings, python: str = s
 def build(ctx: BuildContext) -> LocalService:
     """LocalStack as a supervised program (its environments are created or updated first, see module doc)."""
     from infra.localstack import venv as lsvenv
+    from infra.localstack.deploy import function_url_origins
 
     envs = ctx.settings.localstack_envs_dir
     try:
@@ -126,7 +127,10 @@ def build(ctx: BuildContext) -> LocalService:
         lambda_ports=ctx.settings.lambda_ports(),
         host=ctx.topo.bind_host,
         base_env={},  # supervisord provides PATH, HOME, LANG...
-        extra_env=dict.fromkeys(BLANKED_ENV, ""),
+        extra_env={
+            **dict.fromkeys(BLANKED_ENV, ""),
+            "EXTRA_CORS_ALLOWED_ORIGINS": ",".join(function_url_origins(LAMBDA, ctx.topo.port(catalog.LOCALSTACK))),
+        },
     )
     write_ready_hook(ctx.paths, ctx.settings)
     program = Program(
@@ -193,6 +197,24 @@ def explain_failure(detail: str, log_path: Path | None = None) -> str:
             f"see {log_path or 'its log'}"
         )
     return detail
+
+
+def warm_up(endpoints: Any, spec: LambdaSpec = LAMBDA, timeout: float = FUNCTION_TIMEOUT_S) -> int:
+    """Start ``spec.warm_environments`` execution environments with concurrent ``GET /health`` requests.
+
+    LocalStack, like Lambda, starts an environment for a request that finds all of them busy; requests
+    sent at once each find the others starting. Returns how many answered 200.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(_: int) -> bool:
+        try:
+            return request_function(endpoints, "GET", FUNCTION_PROBE_PATH, timeout=timeout).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    with ThreadPoolExecutor(max_workers=spec.warm_environments) as pool:
+        return sum(pool.map(one, range(spec.warm_environments)))
 
 
 def probe_function(
@@ -345,6 +367,7 @@ def redeploy(
     if not zip_path.is_file():
         raise RuntimeError(f"no Lambda package at {zip_path}: run `up`, which builds and deploys it")
     result = deploy_function(topo, creds, zip_path, out=out, spec=spec)
+    warm_up(result.endpoints, spec)
     probe = probe_function(topo, result.endpoints, spec, log_path=log_path)
     if not probe.ok:
         raise RuntimeError(f"{spec.function_name} redeployed, but: {probe.detail}")
@@ -426,8 +449,9 @@ class LambdaDeployment:
             self.changed = result.changed
             if self._cancel.is_set():
                 return
-            self.phase = "first request (cold start)"
+            self.phase = "first requests (cold starts)"
             t0 = time.monotonic()
+            warm_up(result.endpoints, self.spec)
             probe = probe_function(self.topo, result.endpoints, self.spec, log_path=self.log_path)
             self.timings["first_request"] = time.monotonic() - t0
             if not probe.ok:

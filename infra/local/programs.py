@@ -180,24 +180,6 @@ def seaweed_command(ctx: BuildContext) -> list[str]:
     return args
 
 
-def seaweed_identities_json(creds: catalog.Credentials) -> str:
-    """SeaweedFS' S3 identity file: one admin identity with the stack's keys (written 0600)."""
-    import json
-
-    return json.dumps(
-        {
-            "identities": [
-                {
-                    "name": "mlops-stack",
-                    "credentials": [{"accessKey": creds.s3_access_key, "secretKey": creds.s3_secret_key}],
-                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
-            ]
-        },
-        indent=2,
-    )
-
-
 def build_s3(ctx: BuildContext) -> LocalService:
     """``weed mini`` (default) or ``minio server`` (``s3_backend='minio'``)."""
     if ctx.settings.s3_backend == "minio":
@@ -228,8 +210,8 @@ def build_s3(ctx: BuildContext) -> LocalService:
 
 
 def build_mlflow(ctx: BuildContext) -> LocalService:
-    """``mlflow server`` configured entirely by the catalog's environment."""
-    env = catalog.mlflow_server_env(ctx.topo, ctx.creds)
+    """``mlflow server`` (basic-auth app) configured by the catalog's environment and its auth file."""
+    env = catalog.mlflow_server_env(ctx.topo, ctx.creds, auth_config_path=str(ctx.paths.mlflow_auth_config))
     # `mlflow server` runs uvicorn as a child and does not forward SIGTERM to it: signal the group.
     program = Program(
         catalog.MLFLOW,

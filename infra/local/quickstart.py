@@ -56,6 +56,7 @@ def champion_version(stack: Stack, model_name: str) -> str | None:
     response = httpx.get(
         stack.url(catalog.MLFLOW, "/api/2.0/mlflow/registered-models/alias"),
         params={"name": model_name, "alias": "champion"},
+        auth=stack.mlflow_login(),
         timeout=10,
     )
     if response.status_code == 200:

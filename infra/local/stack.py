@@ -24,7 +24,7 @@ from typing import Any
 
 import psutil
 
-from infra import catalog
+from infra import access, catalog
 from infra.local import health, postgres
 from infra.local.airflow_client import AirflowClient, DagRunProgress
 from infra.local.layout import StatePaths, load_or_create_credentials, write_private
@@ -35,7 +35,6 @@ from infra.local.programs import (
     Program,
     all_programs,
     build_services,
-    seaweed_identities_json,
 )
 from infra.local.settings import StackSettings
 from infra.local.supervisor import (
@@ -49,6 +48,7 @@ from infra.local.supervisor import (
     stack_processes,
     supervisord_env,
     terminate,
+    write_secret_files,
 )
 
 POLL_S = 0.25
@@ -168,8 +168,15 @@ class Stack:
         return catalog.postgres_url(self.topology, self.credentials(), database, driver)
 
     def client_env(self) -> dict[str, str]:
-        """Environment for clients of the stack (ML library, notebooks, tests): S3, MLflow, Optuna."""
+        """Environment for clients of the stack (ML library, notebooks, benchmarks): S3, MLflow, Optuna.
+
+        As the training pipeline: its S3 keys, its database role, its MLflow user.
+        """
         return catalog.ml_env(self.topology, self.credentials())
+
+    def mlflow_login(self) -> tuple[str, str]:
+        """The operator's MLflow login (the basic-auth admin): for tools and tests that inspect the registry."""
+        return catalog.MLFLOW_ADMIN_USER, self.credentials().mlflow_admin_password
 
     def log_path(self, program: str) -> Path:
         """Log file of a supervised program."""
@@ -240,7 +247,9 @@ class Stack:
         if not airflow_cfg.exists():  # else Airflow writes one, with generated secrets, on first start
             airflow_cfg.write_text("# Airflow is configured through environment variables (infra/local).\n")
         if s.s3_backend == "seaweedfs":
-            write_private(p.s3_identities, seaweed_identities_json(creds))
+            write_private(p.s3_identities, access.seaweed_identities_json(creds))
+        auth_db = catalog.postgres_url(self.topology, creds, "mlflow_auth")
+        write_private(p.mlflow_auth_config, catalog.mlflow_auth_ini(auth_db))
 
         ctx = BuildContext(s, p, creds, self.topology, binaries, pg_user)
         t = time.monotonic()
@@ -288,8 +297,9 @@ class Stack:
             if postgres.clear_stale_pidfile(self.paths.postgres_data):
                 self._out("removed a stale postmaster.pid")
             self._check_ports_free(list(services))
+            write_secret_files(self.paths, secret_env)
             self.paths.supervisord_conf.write_text(conf)
-            launch(self.paths, supervisord_env(self.paths, secret_env))
+            launch(self.paths, supervisord_env(self.paths))
             self._out(f"supervisord started ({self.paths.supervisord_conf})")
 
         if catalog.LOCALSTACK in services:
@@ -345,6 +355,17 @@ class Stack:
             ensure_databases(self.topology, creds)
         elif name == catalog.S3:
             ensure_buckets(self.topology, creds)
+        elif name == catalog.MLFLOW:
+            from infra.mlflow_users import ensure_users
+
+            changed = ensure_users(
+                self.topology.url(catalog.MLFLOW),
+                catalog.MLFLOW_ADMIN_USER,
+                creds.mlflow_admin_password,
+                {user: getattr(creds, field) for user, field in catalog.MLFLOW_USERS.items()},
+            )
+            if changed:
+                self._out(f"  mlflow users: {', '.join(changed)}")
         elif name == catalog.LOCALSTACK and self._lambda_job is not None:
             self._lambda_job.localstack_ready()  # deploys the Lambda (LocalStack starts empty every time)
 
@@ -760,7 +781,10 @@ class Stack:
 # Post-start provisioning (idempotent)
 # ---------------------------------------------------------------------------------------------------------
 def ensure_databases(topo: catalog.Topology, creds: catalog.Credentials) -> list[str]:
-    """Create the catalog's databases that do not exist yet (returns those) and apply their settings."""
+    """Create the catalog's databases that do not exist yet (returns those), with their roles and settings.
+
+    Each database is owned by its role, the only one allowed to connect (:func:`infra.access.postgres_roles_sql`).
+    """
     from psycopg2 import sql
 
     conn = health.pg_connect(topo, creds, "postgres")
@@ -778,10 +802,21 @@ def ensure_databases(topo: catalog.Topology, creds: catalog.Credentials) -> list
                         )
                     )
                     created.append(db)
+            for statement in access.postgres_roles_sql(access.role_passwords(creds)):  # holds passwords: not logged
+                cur.execute(statement)
+            for db in catalog.DATABASES:
                 for statement in catalog.database_settings_sql(db):  # names and values from the catalog
                     cur.execute(statement)
     finally:
         conn.close()
+    for db in catalog.DATABASES:  # objects a stack made before the roles existed change hands
+        conn = health.pg_connect(topo, creds, db)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(access.adopt_objects_sql(db))
+        finally:
+            conn.close()
     return created
 
 

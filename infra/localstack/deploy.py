@@ -80,6 +80,7 @@ SPEC_FIELDS: dict[str, tuple[str, str]] = {
 }
 #: Fields of :class:`LambdaSpec` this deployer leaves out, with the reason.
 NOT_DEPLOYED: dict[str, str] = {
+    "warm_environments": "not a resource: the embedded stack's first requests after deploying (localstack_service)",
     "http_api_name": "API Gateway v2 (HTTP APIs) is LocalStack Pro only (Pulumi: only with localstack.httpApi)",
 }
 #: boto3 parameter of each function setting taken from the spec (CreateFunction / UpdateFunctionConfiguration).
@@ -101,6 +102,19 @@ CUSTOM_ID_TAG = "_custom_id_"
 def custom_ids(spec: LambdaSpec) -> dict[str, str]:
     """The fixed ids this deployer asks LocalStack for: ``function_url`` and ``rest_api`` (lowercase)."""
     return {"function_url": spec.function_name.lower(), "rest_api": spec.rest_api_name.lower()}
+
+
+def function_url_origins(spec: LambdaSpec, port: int, region: str = catalog.REGION) -> list[str]:
+    """The browser origins of the Function URL LocalStack gives the function on ``port`` (see :func:`custom_ids`).
+
+    LocalStack answers 403 to any request whose ``Origin`` or ``Referer`` is not an allowed origin (its guard
+    for its own API against cross-site requests), the function's own pages included: ``/docs`` loads its
+    assets and ``openapi.json`` with the page's ``Referer``. The stack allows these origins
+    (``EXTRA_CORS_ALLOWED_ORIGINS``) and no other.
+    """
+    url_id = custom_ids(spec)["function_url"]
+    domains = ("localhost", "localhost.localstack.cloud")
+    return [f"http://{url_id}.lambda-url.{region}.{domain}:{port}" for domain in domains]
 
 
 #: Statement ids of the function's resource policy.

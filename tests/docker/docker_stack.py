@@ -159,21 +159,43 @@ class DockerStack:
         return f"http://127.0.0.1:{self.port(key)}{path}"
 
     def credentials(self) -> catalog.Credentials:
-        """The generated credentials, read back from the stack outputs and the API container's environment."""
-        env = self.container_env(catalog.API)
-        mlflow_env = self.container_env(catalog.MLFLOW)
-        airflow_env = self.container_env(catalog.AIRFLOW_API)
-        pg_url = mlflow_env["MLFLOW_BACKEND_STORE_URI"]
-        return catalog.Credentials(
-            postgres_password=pg_url.split(":", 2)[2].split("@", 1)[0],
-            s3_access_key=env["AWS_ACCESS_KEY_ID"],
-            s3_secret_key=env["AWS_SECRET_ACCESS_KEY"],
-            airflow_admin_password=self.outputs["airflowAdminPassword"],
-            airflow_jwt_secret=airflow_env["AIRFLOW__API_AUTH__JWT_SECRET"],
-            airflow_api_secret_key=airflow_env["AIRFLOW__API__SECRET_KEY"],
-            airflow_fernet_key=airflow_env["AIRFLOW__CORE__FERNET_KEY"],
-            api_admin_key=env["MLOPS_API_ADMIN_KEY"],
-        )
+        """The generated credentials, read back from the stack outputs and the containers' environments.
+
+        The admin jobs hold every service's database, S3 and MLflow login; the servers their root logins.
+        """
+        from infra.components import services
+        from infra.mlflow_users import password_variable
+
+        api, airflow = self.container_env(catalog.API), self.container_env(catalog.AIRFLOW_API)
+        roles, s3_users = self.container_env("postgres-roles"), self.container_env("s3-users")
+        minio, mlflow_users = self.container_env(catalog.S3), self.container_env("mlflow-users")
+        values = {
+            "postgres_password": roles["PGPASSWORD"],
+            "s3_access_key": minio["MINIO_ROOT_USER"],
+            "s3_secret_key": minio["MINIO_ROOT_PASSWORD"],
+            "mlflow_admin_password": mlflow_users["MLFLOW_AUTH_ADMIN_PASSWORD"],
+            "mlflow_flask_secret_key": self.container_env(catalog.MLFLOW)["MLFLOW_FLASK_SERVER_SECRET_KEY"],
+            "airflow_admin_password": self.outputs["airflowAdminPassword"],
+            "airflow_jwt_secret": airflow["AIRFLOW__API_AUTH__JWT_SECRET"],
+            "airflow_api_secret_key": airflow["AIRFLOW__API__SECRET_KEY"],
+            "airflow_fernet_key": airflow["AIRFLOW__CORE__FERNET_KEY"],
+            "api_admin_key": api["MLOPS_API_ADMIN_KEY"],
+        }
+        for role in set(catalog.DATABASE_ROLES.values()):
+            values[f"postgres_{role}_password"] = roles[services.role_password_variable(role)]
+        for identity in services.s3_user_identities():
+            key, secret = services.s3_key_variables(identity)
+            values[f"s3_{identity}_access_key"], values[f"s3_{identity}_secret_key"] = s3_users[key], s3_users[secret]
+        for user, name in catalog.MLFLOW_USERS.items():
+            values[name] = mlflow_users[password_variable(user)]
+        return catalog.Credentials(**values)
+
+    def mlflow_auth(self, user: str) -> tuple[str, str]:
+        """The MLflow login (basic auth) of ``admin`` (the operator), ``pipeline`` or ``api``."""
+        creds = self.credentials()
+        if user == catalog.MLFLOW_ADMIN_USER:
+            return user, creds.mlflow_admin_password
+        return user, getattr(creds, catalog.MLFLOW_USERS[user])
 
     def host_topology(self) -> catalog.Topology:
         """The stack as seen from the host: every service on 127.0.0.1 at its published port."""
@@ -229,13 +251,40 @@ class DockerStack:
             total += (stats.get("usage", 0) - cache) / 2**20
         return total
 
-    def lake_objects(self) -> dict[str, str]:
-        """Every object of the lake bucket with its ETag (through the published S3 port)."""
-        from infra.local.health import s3_client
+    def s3(self, identity: str = "admin") -> Any:
+        """A boto3 S3 client on the published S3 port with the keys of one S3 identity (``admin``: the root)."""
+        import boto3
+        from botocore.config import Config
 
-        s3 = s3_client(self.host_topology(), self.credentials(), timeout=30)
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=catalog.LAKE_BUCKET)
+        key, secret = catalog.s3_keys(self.credentials(), identity)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url("s3"),
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            region_name=catalog.REGION,
+            config=Config(
+                connect_timeout=30, read_timeout=30, retries={"max_attempts": 2}, s3={"addressing_style": "path"}
+            ),
+        )
+
+    def lake_objects(self) -> dict[str, str]:
+        """Every object of the lake bucket with its ETag (through the published S3 port, as the root)."""
+        pages = self.s3().get_paginator("list_objects_v2").paginate(Bucket=catalog.LAKE_BUCKET)
         return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", [])}
+
+    def pg_connect(self, user: str, password: str, database: str) -> Any:
+        """A psycopg2 connection through the published Postgres port."""
+        import psycopg2
+
+        return psycopg2.connect(
+            host="127.0.0.1",
+            port=self.port("postgres"),
+            user=user,
+            password=password,
+            dbname=database,
+            connect_timeout=10,
+        )
 
     def dag_runs(self) -> dict[str, str]:
         """``<dag>/<run id>`` -> state of every run of the project's DAGs (Airflow's REST API)."""

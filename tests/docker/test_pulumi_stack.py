@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import botocore.exceptions
 import httpx
+import psycopg2
 import pytest
 
-from infra import catalog
+from infra import access, catalog
 from infra.components.services import BUILT_IMAGES
 from tests.docker import figures
 from tests.docker.docker_stack import PREFIX, REPO, DockerStack
@@ -26,7 +28,8 @@ from tests.docker.engine import Engine
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(2400)]
 
-JOBS = ("s3-buckets", "airflow-migrate")
+JOBS = ("postgres-roles", "s3-buckets", "s3-users", "mlflow-users", "airflow-migrate")
+ADMIN_JOBS = ("postgres-roles", "s3-users", "mlflow-users")  # run again by every `pulumi up`
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +84,9 @@ def test_every_container_is_healthy_and_every_job_succeeded(stack: DockerStack) 
 def test_training_trigger_registers_a_champion_in_mlflow(stack: DockerStack, trained: dict[str, Any]) -> None:
     name = trained["name"]
     r = httpx.get(
-        stack.url("mlflow", "/api/2.0/mlflow/registered-models/alias"), params={"name": name, "alias": "champion"}
+        stack.url("mlflow", "/api/2.0/mlflow/registered-models/alias"),
+        params={"name": name, "alias": "champion"},
+        auth=stack.mlflow_auth("api"),  # the API's login: READ
     )
     assert r.status_code == 200, r.text
     assert r.json()["model_version"]["version"] == str(trained["version"])
@@ -116,6 +121,91 @@ def test_lambda_answers_through_its_function_url_and_rest_v1(stack: DockerStack,
     assert stack.outputs["networkName"] in networks
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Least privilege: each login is refused what it was not granted (infra/access.py), by the servers themselves
+# ---------------------------------------------------------------------------------------------------------
+def _s3_refused(call: Any) -> str:
+    """The S3 error code of a call that must be refused."""
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        call()
+    return str(info.value.response["Error"]["Code"])
+
+
+def test_mlflow_refuses_an_alias_move_to_the_api_user_and_to_anonymous_clients(
+    stack: DockerStack, trained: dict[str, Any]
+) -> None:
+    url = stack.url("mlflow", "/api/2.0/mlflow/registered-models/alias")
+    move = {"name": trained["name"], "alias": "champion", "version": str(trained["version"])}
+    assert httpx.post(url, json=move, timeout=30).status_code == 401  # no login, nothing
+    assert httpx.get(url, params={"name": move["name"], "alias": "champion"}, timeout=30).status_code == 401
+    refused = httpx.post(url, json=move, auth=stack.mlflow_auth("api"), timeout=30)
+    assert refused.status_code == 403, refused.text  # READ only
+    # The same request by the pipeline's user (MANAGE) goes through: it is the permission, not the request.
+    allowed = httpx.post(url, json=move, auth=stack.mlflow_auth("pipeline"), timeout=30)
+    assert allowed.status_code == 200, allowed.text
+    wrong = httpx.get(url, params={"name": move["name"], "alias": "champion"}, auth=("api", "wrong"), timeout=30)
+    assert wrong.status_code == 401
+
+
+def test_s3_identities_are_refused_what_they_were_not_granted(stack: DockerStack, trained: dict[str, Any]) -> None:
+    """MinIO enforces each user's policy (the ``s3-users`` job's): writes outside the grants are refused."""
+    probe = {"Key": "dtier-probe/refused", "Body": b"x"}
+    for identity in ("api", "lambda"):
+        s3 = stack.s3(identity)
+        assert _s3_refused(lambda s3=s3: s3.put_object(Bucket=catalog.MLFLOW_BUCKET, **probe)) == "AccessDenied"
+        s3.list_objects_v2(Bucket=catalog.MLFLOW_BUCKET, MaxKeys=1)  # reading the models is granted
+        assert _s3_refused(lambda s3=s3: s3.list_objects_v2(Bucket=catalog.LAKE_BUCKET)) == "AccessDenied"
+    lambda_s3 = stack.s3("lambda")
+    assert _s3_refused(lambda: lambda_s3.put_object(Bucket=catalog.SERVING_BUCKET, **probe)) == "AccessDenied"
+    pipeline = stack.s3("pipeline")
+    assert _s3_refused(lambda: pipeline.list_objects_v2(Bucket=catalog.SERVING_BUCKET)) == "AccessDenied"
+    assert _s3_refused(lambda: pipeline.get_object(Bucket=catalog.SERVING_BUCKET, Key="anything")) == "AccessDenied"
+    assert pipeline.list_objects_v2(Bucket=catalog.LAKE_BUCKET)["KeyCount"] > 0  # its own lake: granted
+    mlflow_s3 = stack.s3("mlflow")
+    assert _s3_refused(lambda: mlflow_s3.list_objects_v2(Bucket=catalog.LAKE_BUCKET)) == "AccessDenied"
+    # The API may publish the champion cache: write (and delete) in the serving bucket.
+    api = stack.s3("api")
+    api.put_object(Bucket=catalog.SERVING_BUCKET, Key="dtier-probe/granted", Body=b"x")
+    api.delete_object(Bucket=catalog.SERVING_BUCKET, Key="dtier-probe/granted")
+    assert set(access.S3_GRANTS["api"]) == {catalog.MLFLOW_BUCKET, catalog.SERVING_BUCKET}
+
+
+def test_each_database_belongs_to_its_role_alone(stack: DockerStack, trained: dict[str, Any]) -> None:
+    creds = stack.credentials()
+    roles = sorted(set(catalog.DATABASE_ROLES.values()))
+    for database, owner in catalog.DATABASE_ROLES.items():
+        for role in roles:
+            password = getattr(creds, f"postgres_{role}_password")
+            if role == owner:
+                with stack.pg_connect(role, password, database) as conn, conn.cursor() as cur:
+                    cur.execute("SELECT current_user, current_database()")
+                    assert cur.fetchone() == (role, database)
+                continue
+            with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+                stack.pg_connect(role, password, database)
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        stack.pg_connect("optuna", creds.postgres_airflow_password, "optuna")
+    with stack.pg_connect(catalog.POSTGRES_USER, creds.postgres_password, "postgres") as conn, conn.cursor() as cur:
+        cur.execute("SELECT d.datname, r.rolname FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba")
+        owners = dict(cur.fetchall())
+    assert {db: owners[db] for db in catalog.DATABASES} == catalog.DATABASE_ROLES
+
+
+def test_admin_jobs_can_run_again(stack: DockerStack, trained: dict[str, Any]) -> None:
+    """Every `pulumi up` may run the roles and users jobs again: they are idempotent and change no login."""
+    for job in ADMIN_JOBS:
+        container = stack.container(job)
+        container.start()
+        status = container.wait(timeout=300)
+        assert status["StatusCode"] == 0, f"{job}:\n{container.logs().decode(errors='replace')[-3000:]}"
+    assert _s3_refused(lambda: stack.s3("pipeline").list_objects_v2(Bucket=catalog.SERVING_BUCKET)) == "AccessDenied"
+    stack.s3("api").list_objects_v2(Bucket=catalog.MLFLOW_BUCKET, MaxKeys=1)
+    url = stack.url("mlflow", "/api/2.0/mlflow/registered-models/get")
+    r = httpx.get(url, params={"name": trained["name"]}, auth=stack.mlflow_auth("api"), timeout=30)
+    assert r.status_code == 200, r.text
+    assert stack.predict(stack.url("api"))
+
+
 def test_restarting_every_container_keeps_the_data(stack: DockerStack, trained: dict[str, Any]) -> None:
     before = stack.predict(stack.url("api"))
     lake = stack.lake_objects()
@@ -128,6 +218,12 @@ def test_restarting_every_container_keeps_the_data(stack: DockerStack, trained: 
     assert stack.predict(stack.url("api")) == before
     assert stack.lake_objects() == lake
     assert stack.dag_runs() == runs
+    # The users and their rights survive too (MinIO's IAM store, MLflow's auth database).
+    assert _s3_refused(lambda: stack.s3("api").put_object(Bucket=catalog.MLFLOW_BUCKET, Key="k", Body=b"x"))
+    stack.s3("api").list_objects_v2(Bucket=catalog.MLFLOW_BUCKET, MaxKeys=1)
+    url = stack.url("mlflow", "/api/2.0/mlflow/registered-models/alias")
+    move = {"name": trained["name"], "alias": "champion", "version": str(trained["version"])}
+    assert httpx.post(url, json=move, auth=stack.mlflow_auth("api"), timeout=30).status_code == 403
 
 
 def test_doc_and_infra_edits_leave_the_service_images_alone(stack: DockerStack) -> None:

@@ -26,7 +26,7 @@ import psycopg2
 import pytest
 from docker.models.containers import Container
 
-from infra import catalog
+from infra import access, catalog
 from infra.components import health, services
 from infra.components.common import StackValues
 from tests.docker.engine import Engine
@@ -165,6 +165,32 @@ def _put_file(container: Container, path: str, content: str) -> None:
     assert container.put_archive(os.path.dirname(path), buffer.getvalue())
 
 
+def _put_files(container: Container, files: dict[str, str]) -> None:
+    """Copy files into a created container at their absolute paths, missing directories included (as the
+    replay carries out pulumi-docker's ``uploads``: one archive extracted at ``/``)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for path, content in files.items():
+            data = content.encode()
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode = len(data), 0o644
+            archive.addfile(info, io.BytesIO(data))
+    assert container.put_archive("/", buffer.getvalue())
+
+
+def _job(
+    resources: DockerResources, network: Any, image: str, what: str, job: Any, env: dict[str, str]
+) -> tuple[int, str]:
+    """Run one of the program's jobs (a :class:`infra.components.service.Job`) like the replay does."""
+    container = resources.create(
+        image, what, entrypoint=list(job.entrypoint), command=list(job.command), environment=env
+    )
+    network.connect(container)
+    _put_files(container, dict(job.uploads))
+    container.start()
+    return wait_exit(container, 180), logs(container)
+
+
 @pytest.fixture
 def start_postgres(resources: DockerResources) -> Callable[..., tuple[Container, int]]:
     """Start a postgres stand-in as infra/components/services.py specifies it; returns (container, host port)."""
@@ -280,6 +306,41 @@ def test_postgres_stops_cleanly_on_signal(start_postgres: Callable[..., tuple[Co
     assert container.attrs["Config"]["StopSignal"] == "SIGINT"
 
 
+def test_postgres_roles_job_gives_each_database_to_its_role(
+    resources: DockerResources, start_postgres: Callable[..., tuple[Container, int]]
+) -> None:
+    """The program's ``postgres-roles`` job (psql, passwords from its environment only), run twice."""
+    creds = _creds()
+    network = resources.network()
+    _, port = start_postgres(creds.postgres_password, network=network)
+    topo = catalog.Topology.docker()
+    job = services.postgres_roles_job(topo)
+    env = services.postgres_roles_env(topo, _values(creds))
+    for attempt in ("first", "again"):  # every `pulumi up` runs it
+        code, output = _job(resources, network, POSTGRES, f"roles-{attempt}", job, env)
+        assert code == 0, output
+        assert "each owned by its role" in output
+        assert not [v for v in creds.values() if v in output]
+
+    def connect(role: str, database: str) -> Any:
+        password = getattr(creds, f"postgres_{role}_password")
+        return psycopg2.connect(
+            host="127.0.0.1", port=port, user=role, password=password, dbname=database, connect_timeout=10
+        )
+
+    for database, owner in catalog.DATABASE_ROLES.items():
+        with contextlib.closing(connect(owner, database)) as conn, conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS owned_by_me (x int)")  # it owns the public schema
+        for role in set(catalog.DATABASE_ROLES.values()) - {owner}:
+            with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+                connect(role, database)
+    # A missing password stops the job, and its output holds no password.
+    incomplete = {k: v for k, v in env.items() if k != "MLOPS_POSTGRES_OPTUNA_PASSWORD"}
+    code, output = _job(resources, network, POSTGRES, "roles-missing", job, incomplete)
+    assert code != 0 and "MLOPS_POSTGRES_OPTUNA_PASSWORD" in output, output
+    assert not [v for v in creds.values() if v in output]
+
+
 def test_postgres_refuses_to_initialise_without_password(resources: DockerResources) -> None:
     container = resources.create(POSTGRES, "nopw", environment={"POSTGRES_USER": "mlops"})
     container.start()
@@ -364,6 +425,70 @@ def test_minio_bucket_job_via_mc_host(
     code, output = _mc_job(resources, network, "mb-exists", ["mb", f"{services.MC_ALIAS}/lake"], env)
     assert code == 1
     assert "already own it" in output
+
+
+def _allowed(identity: str, bucket: str, right: str) -> bool:
+    return right in access.S3_GRANTS[identity].get(bucket, ())
+
+
+def test_minio_users_job_enforces_each_identitys_policy(
+    resources: DockerResources, start_minio: Callable[..., tuple[Container, int, Any]]
+) -> None:
+    """The program's ``s3-users`` job (``mc admin user add | policy create | policy attach``): afterwards each
+    S3 identity may do exactly what infra/access.py grants it, in every bucket, and keeps it over a restart."""
+    creds = _s3_creds()
+    container, port, network = start_minio(creds)
+    topo = catalog.Topology.docker()
+    code, output = _mc_job(resources, network, "mb", services.bucket_command(), services.mc_env(topo, _values(creds)))
+    assert code == 0, output
+    job = services.s3_users_job(topo)
+    env = services.s3_users_env(topo, _values(creds))
+    for attempt in ("first", "again"):  # every `pulumi up` runs it; a second run changes nothing
+        code, output = _job(resources, network, MINIO, f"users-{attempt}", job, env)
+        assert code == 0, output
+        for identity in services.s3_user_identities():
+            assert f"S3 identity {identity}: MinIO user with policy mlops-{identity}" in output, output
+        assert not [v for v in creds.values() if v in output], "mc's messages name the keys: not logged"
+    root = _s3(port, creds.s3_access_key, creds.s3_secret_key)
+    for bucket in catalog.BUCKETS:
+        root.put_object(Bucket=bucket, Key="seed/object", Body=b"seed")
+
+    def check_every_right() -> None:
+        s3_port = host_port(container, 9000)
+        for identity in services.s3_user_identities():
+            s3 = _s3(s3_port, *catalog.s3_keys(creds, identity))
+            for bucket in catalog.BUCKETS:
+                calls = {
+                    access.READ: lambda s3=s3, b=bucket: s3.get_object(Bucket=b, Key="seed/object")["Body"].read(),
+                    access.WRITE: lambda s3=s3, b=bucket, i=identity: s3.put_object(Bucket=b, Key=f"w/{i}", Body=b"x"),
+                    access.LIST: lambda s3=s3, b=bucket: s3.list_objects_v2(Bucket=b),
+                }
+                for right, call in calls.items():
+                    if _allowed(identity, bucket, right):
+                        call()
+                        continue
+                    with pytest.raises(botocore.exceptions.ClientError) as info:
+                        call()
+                    assert info.value.response["Error"]["Code"] == "AccessDenied", (identity, bucket, right)
+
+    check_every_right()
+    container.restart(timeout=30)  # users and policies live in the data volume
+    wait_healthy(container, 60)
+    check_every_right()
+
+    # Only an administrator may manage users: the pipeline's keys are refused.
+    key, secret = catalog.s3_keys(creds, "pipeline")
+    pipeline_alias = {**env, "MC_HOST_stack": f"http://{key}:{secret}@s3:9000"}
+    code, output = _job(resources, network, MINIO, "users-not-admin", job, pipeline_alias)
+    assert code == 1 and "mc: <ERROR>" in output, output
+    # `user add` of an existing user sets its new secret; the old one stops working.
+    renewed = dataclasses.replace(creds, s3_api_secret_key=creds.s3_api_secret_key[::-1])
+    code, output = _job(resources, network, MINIO, "users-renewed", job, services.s3_users_env(topo, _values(renewed)))
+    assert code == 0, output
+    s3_port = host_port(container, 9000)
+    _s3(s3_port, *catalog.s3_keys(renewed, "api")).list_objects_v2(Bucket=catalog.SERVING_BUCKET)
+    with pytest.raises(botocore.exceptions.ClientError):
+        _s3(s3_port, *catalog.s3_keys(creds, "api")).list_objects_v2(Bucket=catalog.SERVING_BUCKET)
 
 
 def test_minio_refuses_wrong_keys(

@@ -19,6 +19,7 @@ import pytest
 
 from infra.local import Stack, StackSettings, allocate_ports, quickstart
 from infra.local.quickstart import QuickstartResult
+from tests.integration.mlflow_operator import logged_in
 
 REPO_DAGS = Path(__file__).resolve().parents[2] / "dags"
 TEST_DAG_ID = "stack_test_dag"
@@ -78,7 +79,8 @@ def stack(stack_settings: StackSettings) -> Iterator[Stack]:
     try:
         timings = s.up()
         s.first_up_timings = timings  # type: ignore[attr-defined]
-        yield s
+        with logged_in(s):  # the tests inspect MLflow as the stack's operator
+            yield s
     finally:
         try:
             s.destroy()

@@ -19,6 +19,7 @@ from infra import catalog
 from infra.local import Stack
 from ml.settings import MLSettings
 from ml.tracking import child_runs
+from tests.integration.mlflow_operator import logged_in
 
 ETL_DAG = "mlops_etl"
 TRAINING_DAG = "mlops_training"
@@ -109,11 +110,13 @@ class SearchOutcome:
 def last_search(stack: Stack) -> SearchOutcome:
     """The newest search (parent run) of the experiment, its study's trials and its child runs."""
     settings = MLSettings()
-    client = MlflowClient(tracking_uri=stack.url(catalog.MLFLOW))
-    experiment = client.get_experiment_by_name(str(settings.experiment))
-    (parent,) = client.search_runs(
-        [experiment.experiment_id], "tags.`mlops.kind` = 'search'", order_by=["start_time DESC"], max_results=1
-    )
+    with logged_in(stack):
+        client = MlflowClient(tracking_uri=stack.url(catalog.MLFLOW))
+        experiment = client.get_experiment_by_name(str(settings.experiment))
+        (parent,) = client.search_runs(
+            [experiment.experiment_id], "tags.`mlops.kind` = 'search'", order_by=["start_time DESC"], max_results=1
+        )
+        children = len(child_runs(client, parent.info.run_id))
     study_name = parent.data.tags["mlops.study"]
     study = optuna.load_study(study_name=study_name, storage=stack.postgres_url("optuna"))
     states: dict[str, int] = {}
@@ -124,7 +127,7 @@ def last_search(stack: Stack) -> SearchOutcome:
         budget=int(parent.data.params["n_trials"]),
         finished_trials=finished,
         other_trials=states,
-        child_runs=len(child_runs(client, parent.info.run_id)),
+        child_runs=children,
         parent={**parent.data.params, **parent.data.metrics, **parent.data.tags},
     )
 

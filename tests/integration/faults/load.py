@@ -29,9 +29,13 @@ class LoadResult:
         start = self.sent_at[0] if self.sent_at else 0.0
         return [(round(t - start, 2), o) for t, o in zip(self.sent_at, self.outcomes, strict=True) if o != "200"]
 
-    def server_errors(self) -> int:
-        """Requests that answered 5xx or got no answer at all."""
-        return sum(1 for o in self.outcomes if not o.isdigit() or o.startswith("5"))
+    def server_errors(self, since: float = float("-inf")) -> int:
+        """Requests sent at or after ``since`` (``time.monotonic()``) that answered 5xx or got no answer at all."""
+        return sum(
+            1
+            for t, o in zip(self.sent_at, self.outcomes, strict=True)
+            if t >= since and (not o.isdigit() or o.startswith("5"))
+        )
 
     def p99(self) -> float:
         """99th percentile latency in seconds."""

@@ -2,9 +2,9 @@
 
 The process API and the Lambda (through its Function URL) must never wait on MLflow: with MLflow stopped
 (SIGSTOP) for 30 s under 20 requests/s each, not one prediction fails on the process API and the Lambda
-answers no 5xx. A SIGKILLed API serves again within a few seconds (it starts from its local copy of the
-champion);
-a SIGKILLed S3 server is restarted with the lake intact. Recovery figures are printed.
+answers no 5xx from the pause on (after a warm-up at that load). A SIGKILLed API serves again within a few
+seconds (it starts from its local copy of the champion); a SIGKILLed S3 server is restarted with the lake
+intact. Recovery figures are printed.
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 RATE = 20  # requests per second on each front
 PAUSE_S = 30
+#: Load before MLflow is paused. Under 20 req/s LocalStack starts environment after environment (each a cold
+#: start on the same 2 cores) and throttles beyond the reserved concurrency ("Rate Exceeded", which LocalStack's
+#: Function URL answers 500 where AWS answers 429): a burst unrelated to MLflow, so the Lambda's 5xx are
+#: counted from the pause on, once the function has scaled to the load. The API's count covers the whole run.
+WARM_UP_S = 15
 #: The issue's target is 2 s; measured 2.4-3.5 s here: importing skops.io alone takes ~1.4 s (it imports every
 #: scikit-learn estimator to list the trusted types), on top of ~0.5 s for uvicorn, FastAPI and the app.
 API_BACK_WITHIN_S = 4.0
@@ -68,7 +73,8 @@ def test_mlflow_paused_under_load(serving_stack: Stack) -> None:
     for load in fronts.values():
         load.__enter__()
     try:
-        time.sleep(5)
+        time.sleep(WARM_UP_S)
+        paused_at = time.monotonic()
         os.killpg(mlflow_group, signal.SIGSTOP)
         try:
             time.sleep(PAUSE_S)
@@ -82,7 +88,8 @@ def test_mlflow_paused_under_load(serving_stack: Stack) -> None:
         print(f"MLflow paused {PAUSE_S} s, {RATE} req/s on {name}: {load.result.summary()}")
     assert fronts["api"].result.failures() == [], fronts["api"].result.summary()
     if "function_url" in fronts:
-        assert fronts["function_url"].result.server_errors() == 0, fronts["function_url"].result.failures()[:20]
+        result = fronts["function_url"].result
+        assert result.server_errors(since=paused_at) == 0, result.summary()
 
 
 def test_api_killed_serves_again_from_its_local_champion_copy(serving_stack: Stack) -> None:

@@ -147,7 +147,8 @@ def test_no_secret_is_baked_in(dockerfile: Path) -> None:
 
 
 def build_context(dockerfile: Path) -> set[str]:
-    """The files the build sends: the repository's tracked files that ``<Dockerfile>.dockerignore`` admits.
+    """The files the build sends: the repository's files (tracked, or new and not git-ignored) that
+    ``<Dockerfile>.dockerignore`` admits.
 
     Evaluated with docker-py's implementation of Docker's ignore-file rules.
     """
@@ -158,7 +159,8 @@ def build_context(dockerfile: Path) -> set[str]:
         for line in Path(f"{dockerfile}.dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    tracked = set(subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.split())
+    listing = ["git", "ls-files", "--cached", "--others", "--exclude-standard"]
+    tracked = set(subprocess.run(listing, cwd=REPO, capture_output=True, text=True).stdout.split())
     return tracked & set(exclude_paths(str(REPO), patterns, dockerfile=str(dockerfile.relative_to(REPO))))
 
 
@@ -207,10 +209,11 @@ def test_mlflow_image_takes_its_versions_from_the_lock() -> None:
     install = next(c for c in commands if c.startswith("uv pip install"))
     assert "--frozen" in export and "--no-hashes" in export
     assert "--constraint /tmp/constraints.txt" in install
-    assert install.split()[-3:] == ["mlflow", "psycopg2-binary", "boto3"]
+    assert install.split()[-3:] == ['"mlflow[auth]"', "psycopg2-binary", "boto3"]  # the basic-auth app's extra
     lock = tomllib.loads((REPO / "uv.lock").read_text())
     versions = {p["name"]: p["version"] for p in lock["package"]}
     assert versions["mlflow"].startswith("3.17.")  # the server the catalog's env was written for
+    assert "flask-wtf" in versions  # mlflow[auth]'s CSRF protection, constrained by the lock too
 
 
 def cmd_of(dockerfile: Path) -> list[str]:
@@ -276,5 +279,68 @@ def test_entrypoint_writes_the_passwords_file_and_drops_the_variable(tmp_path: P
 def test_entrypoint_without_the_variable_just_runs_the_command(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(ENTRYPOINT), "echo", "ok"], env={"PATH": os.environ["PATH"]}, capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout == "ok\n"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The MLflow image: basic-auth config file from the environment, the users job's script
+# ---------------------------------------------------------------------------------------------------------
+MLFLOW_ENTRYPOINT = DOCKER_DIR / "mlflow-entrypoint.sh"
+
+
+def test_mlflow_image_paths_match_the_component() -> None:
+    text = (DOCKER_DIR / "mlflow.Dockerfile").read_text()
+    assert 'ENTRYPOINT ["/opt/mlops/bin/mlflow-entrypoint.sh"]' in text
+    assert "COPY --chmod=0755 infra/docker/mlflow-entrypoint.sh infra/mlflow_users.py /opt/mlops/bin/" in text
+    assert docker_services.MLFLOW_USERS_SCRIPT == "/opt/mlops/bin/mlflow_users.py"
+    # The auth config file is written at start by the mlflow user, in its home (the WORKDIR).
+    assert "WORKDIR /home/mlflow" in text and docker_services.MLFLOW_AUTH_CONFIG.startswith("/home/mlflow/")
+    assert docker_services.MLFLOW_AUTH_INI_ENV in MLFLOW_ENTRYPOINT.read_text()
+
+
+def test_mlflow_users_script_needs_only_mlflow_and_the_standard_library() -> None:
+    """It runs in the MLflow image, which has MLflow and nothing else of the project."""
+    import ast
+
+    tree = ast.parse((REPO / "infra" / "mlflow_users.py").read_text())
+    modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    modules |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    third_party = {m.split(".")[0] for m in modules} - set(sys.stdlib_module_names) - {"__future__"}
+    assert third_party == {"mlflow"}, third_party
+
+
+def test_mlflow_entrypoint_is_executable_posix_sh() -> None:
+    assert MLFLOW_ENTRYPOINT.stat().st_mode & stat.S_IXUSR
+    assert MLFLOW_ENTRYPOINT.read_text().startswith("#!/bin/sh\n")
+    assert subprocess.run(["sh", "-n", str(MLFLOW_ENTRYPOINT)], capture_output=True).returncode == 0
+
+
+def test_mlflow_entrypoint_writes_the_auth_config_and_drops_the_variable(tmp_path: Path) -> None:
+    config = tmp_path / "basic_auth.ini"
+    creds = catalog.Credentials.generate()
+    content = catalog.mlflow_auth_ini(catalog.postgres_url(catalog.Topology.docker(), creds, "mlflow_auth"))
+    variable = docker_services.MLFLOW_AUTH_INI_ENV
+    env = {"PATH": os.environ["PATH"], variable: content, "MLFLOW_AUTH_CONFIG_PATH": str(config)}
+    result = subprocess.run(
+        [str(MLFLOW_ENTRYPOINT), "sh", "-c", f'echo "[${{{variable}:-unset}}]"; umask'],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert config.read_text() == content and creds.postgres_mlflow_password in content
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    current = os.umask(0o022)
+    os.umask(current)
+    out_var, out_umask = result.stdout.split()
+    assert out_var == "[unset]"  # the server does not inherit the database password
+    assert int(out_umask, 8) == current
+
+
+def test_mlflow_entrypoint_without_the_variable_just_runs_the_command() -> None:
+    result = subprocess.run(
+        [str(MLFLOW_ENTRYPOINT), "echo", "ok"], env={"PATH": os.environ["PATH"]}, capture_output=True, text=True
     )
     assert result.returncode == 0 and result.stdout == "ok\n"

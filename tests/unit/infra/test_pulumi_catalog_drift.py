@@ -52,10 +52,31 @@ def test_every_catalog_service_has_exactly_one_container(dev_run: ProgramRun) ->
 
 def test_mlflow_env_is_the_catalog_env(dev_run: ProgramRun) -> None:
     creds = dev_run.credentials()
-    expected = catalog.mlflow_server_env(TOPO, creds, allowed_hosts=(f"{PREFIX}-{catalog.MLFLOW}",))
+    expected = catalog.mlflow_server_env(
+        TOPO, creds, "/home/mlflow/basic_auth.ini", allowed_hosts=(f"{PREFIX}-{catalog.MLFLOW}",)
+    )
+    # The basic-auth config file, written by the image's entrypoint at start (never baked into the image).
+    expected["MLOPS_MLFLOW_AUTH_INI"] = catalog.mlflow_auth_ini(catalog.postgres_url(TOPO, creds, "mlflow_auth"))
     assert env_of(dev_run, catalog.MLFLOW) == expected
     allowed = expected["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
     assert {"mlflow", "mlflow:5001", "localhost:5001"} <= set(allowed)  # service name, and the host
+    assert "database_uri = postgresql+psycopg2://mlflow:" in expected["MLOPS_MLFLOW_AUTH_INI"]
+    assert expected["MLOPS_MLFLOW_AUTH_INI"].rstrip().endswith("@postgres:5432/mlflow_auth")
+
+
+def test_mlflow_users_job_uses_the_catalog(dev_run: ProgramRun) -> None:
+    creds = dev_run.credentials()
+    job = dev_run.containers[f"{PREFIX}-mlflow-users"]
+    assert job.inputs["entrypoints"] == ["python"]
+    assert job.inputs["command"] == ["/opt/mlops/bin/mlflow_users.py"]
+    assert env_of(dev_run, "mlflow-users") == {
+        "MLFLOW_TRACKING_URI": "http://mlflow:5001",
+        "MLFLOW_AUTH_ADMIN_USERNAME": catalog.MLFLOW_ADMIN_USER,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": creds.mlflow_admin_password,
+        "MLOPS_MLFLOW_PIPELINE_PASSWORD": creds.mlflow_pipeline_password,
+        "MLOPS_MLFLOW_API_PASSWORD": creds.mlflow_api_password,
+    }
+    assert set(catalog.MLFLOW_USERS) == {"pipeline", "api"}
 
 
 @pytest.mark.parametrize("service", AIRFLOW_SERVICES)
@@ -90,6 +111,20 @@ def test_postgres_and_minio_use_the_catalog_credentials_and_names(dev_run: Progr
     sql = "".join(u["content"] for u in uploads)
     for database in catalog.DATABASES:
         assert f"CREATE DATABASE {database} OWNER {catalog.POSTGRES_USER};" in sql
+    roles = dev_run.containers[f"{PREFIX}-postgres-roles"]
+    assert roles.inputs["image"] == dev_run.containers[f"{PREFIX}-{catalog.POSTGRES}"].inputs["image"]
+    assert roles.inputs["entrypoints"] == ["psql"]
+    assert env_of(dev_run, "postgres-roles") == {
+        "PGHOST": "postgres",
+        "PGPORT": "5432",
+        "PGUSER": catalog.POSTGRES_USER,
+        "PGPASSWORD": creds.postgres_password,
+        "PGDATABASE": "postgres",
+        "PGAPPNAME": "mlops-postgres-roles",
+        "MLOPS_POSTGRES_AIRFLOW_PASSWORD": creds.postgres_airflow_password,
+        "MLOPS_POSTGRES_MLFLOW_PASSWORD": creds.postgres_mlflow_password,
+        "MLOPS_POSTGRES_OPTUNA_PASSWORD": creds.postgres_optuna_password,
+    }
     assert env_of(dev_run, catalog.S3) == {
         "MINIO_ROOT_USER": creds.s3_access_key,
         "MINIO_ROOT_PASSWORD": creds.s3_secret_key,
@@ -99,6 +134,14 @@ def test_postgres_and_minio_use_the_catalog_credentials_and_names(dev_run: Progr
     assert env_of(dev_run, "s3-buckets") == {
         "MC_HOST_stack": f"http://{creds.s3_access_key}:{creds.s3_secret_key}@s3:9000"
     }
+    users = dev_run.containers[f"{PREFIX}-s3-users"]
+    assert users.inputs["image"] == dev_run.containers[f"{PREFIX}-s3"].inputs["image"]
+    assert (users.inputs["entrypoints"], users.inputs["command"]) == (["/bin/sh"], ["/tmp/mlops-s3-users/users.sh"])
+    expected = {"MC_HOST_stack": f"http://{creds.s3_access_key}:{creds.s3_secret_key}@s3:9000"}
+    for identity in ("mlflow", "pipeline", "api", "lambda"):
+        key, secret = catalog.s3_keys(creds, identity)
+        expected |= {f"MLOPS_S3_{identity.upper()}_ACCESS_KEY": key, f"MLOPS_S3_{identity.upper()}_SECRET_KEY": secret}
+    assert env_of(dev_run, "s3-users") == expected
 
 
 def test_localstack_env_joins_lambdas_to_the_stack_network(dev_run: ProgramRun) -> None:

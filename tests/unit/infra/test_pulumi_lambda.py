@@ -53,7 +53,15 @@ def test_missing_zip_message_tells_how_to_build_it(tmp_path: Path) -> None:
 def test_function_environment_wraps_the_catalog_api_env() -> None:
     creds = catalog.Credentials.generate()
     env = function_environment(creds)
-    assert env == {**catalog.api_env(catalog.Topology.docker(), creds), "AWS_SESSION_TOKEN": ""}
+    docker_topo = catalog.Topology.docker()
+    assert env == {
+        **catalog.api_env(docker_topo, creds),
+        **catalog.s3_client_env(docker_topo, creds, "lambda"),  # its own S3 identity, read only
+        "MLOPS_API_CACHE_PUBLISH": "false",
+        "AWS_SESSION_TOKEN": "",
+    }
+    assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == catalog.s3_keys(creds, "lambda")
+    assert env["MLFLOW_TRACKING_USERNAME"] == "api"  # the API's MLflow login: READ only
     assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5001"  # on the stack network
     assert env["AWS_ENDPOINT_URL_S3"] == "http://s3:9000"
     local = function_environment(creds, topo=catalog.Topology.local())

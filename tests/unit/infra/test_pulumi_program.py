@@ -31,7 +31,7 @@ pytestmark = pytest.mark.unit
 
 PREFIX = "mlops-dev"
 CONTAINER = "docker:index/container:Container"
-JOBS = {"s3-buckets", "airflow-migrate"}
+JOBS = {"postgres-roles", "s3-buckets", "s3-users", "mlflow-users", "airflow-migrate"}
 AIRFLOW_SERVICES = [
     catalog.AIRFLOW_API,
     catalog.AIRFLOW_SCHEDULER,
@@ -66,7 +66,10 @@ EXPECTED_DEV_RESOURCES = {
 # The service component that must own each container (its own, and the jobs that belong to it).
 OWNER = {
     **{service: service for service in catalog.SERVICES},
+    "postgres-roles": catalog.POSTGRES,
     "s3-buckets": catalog.S3,
+    "s3-users": catalog.S3,
+    "mlflow-users": catalog.MLFLOW,
     "airflow-migrate": catalog.AIRFLOW_API,
 }
 WAITED_ON = {catalog.POSTGRES, catalog.S3, catalog.MLFLOW, catalog.AIRFLOW_API, catalog.LOCALSTACK}
@@ -186,7 +189,7 @@ def test_images_are_built_from_the_repository_and_containers_use_the_digest(dev_
         assert Path(build["dockerfile"]).is_file()
         assert image.inputs["skipPush"] is True
     mocked = {name: "sha256:" + hashlib.sha256(name.encode()).hexdigest() for name in images}  # see StackMocks
-    uses = {catalog.MLFLOW: "mlflow", catalog.API: "api", "airflow-migrate": "airflow"}
+    uses = {catalog.MLFLOW: "mlflow", "mlflow-users": "mlflow", catalog.API: "api", "airflow-migrate": "airflow"}
     uses |= dict.fromkeys(AIRFLOW_SERVICES, "airflow")
     for service, image_name in uses.items():
         container = dev_run.containers[f"{PREFIX}-{service}"]
@@ -195,7 +198,14 @@ def test_images_are_built_from_the_repository_and_containers_use_the_digest(dev_
 
 
 def test_upstream_images_are_pinned(dev_run: ProgramRun) -> None:
-    upstream = {catalog.POSTGRES: "postgres", catalog.S3: "minio", "s3-buckets": "minio", "localstack": "localstack"}
+    upstream = {
+        catalog.POSTGRES: "postgres",
+        "postgres-roles": "postgres",
+        catalog.S3: "minio",
+        "s3-buckets": "minio",
+        "s3-users": "minio",
+        "localstack": "localstack",
+    }
     configured = DEFAULT_IMAGES
     for service, key in upstream.items():
         image = dev_run.containers[f"{PREFIX}-{service}"].inputs["image"]
@@ -229,15 +239,30 @@ def test_dependencies_order_the_stack(dev_run: ProgramRun) -> None:
     def deps(service: str) -> set[str]:
         return dependency_names(dev_run, dev_run.containers[f"{PREFIX}-{service}"])
 
-    assert {catalog.POSTGRES, catalog.S3, "s3-buckets"} <= deps(catalog.MLFLOW)
+    def all_deps(service: str) -> set[str]:  # transitively
+        seen, todo = set(), [dev_run.containers[f"{PREFIX}-{service}"]]
+        while todo:
+            for urn in todo.pop().dependencies:
+                dep = dev_run.by_urn(urn)
+                if dep.type == CONTAINER and service_of(dep) not in seen:
+                    seen.add(service_of(dep))
+                    todo.append(dep)
+        return seen
+
+    # The roles, buckets and users exist before anyone logs in with them.
+    assert {catalog.POSTGRES, "postgres-roles", catalog.S3, "s3-buckets", "s3-users"} <= deps(catalog.MLFLOW)
+    assert deps("postgres-roles") >= {catalog.POSTGRES}
     assert catalog.S3 in deps("s3-buckets")
+    assert {catalog.S3, "s3-buckets"} <= deps("s3-users")  # policies name the buckets: after them
+    assert catalog.MLFLOW in deps("mlflow-users")
     for service in [*AIRFLOW_SERVICES, "airflow-migrate"]:
-        assert catalog.MLFLOW in deps(service), service
+        assert {catalog.MLFLOW, "mlflow-users"} <= deps(service), service
+        assert {"postgres-roles", "s3-users"} <= all_deps(service), service
     assert {catalog.POSTGRES, "airflow-migrate"} <= deps(catalog.AIRFLOW_API)
-    assert catalog.POSTGRES in deps("airflow-migrate")
+    assert {catalog.POSTGRES, "postgres-roles"} <= deps("airflow-migrate")
     for service in AIRFLOW_SERVICES[1:]:
         assert catalog.AIRFLOW_API in deps(service), service
-    assert {catalog.MLFLOW, catalog.S3} <= deps(catalog.API)
+    assert {catalog.MLFLOW, "mlflow-users", catalog.S3, "s3-users"} <= deps(catalog.API)
     assert catalog.S3 in deps(catalog.LOCALSTACK)
     # Whatever else, each service depends on what the catalog says.
     for service, svc in catalog.SERVICES.items():
@@ -310,6 +335,7 @@ def test_credential_outputs_are_secret_and_others_hold_no_secret(dev_run: Progra
     creds = dev_run.credentials()
     expected = {
         "airflowAdminPassword": creds.airflow_admin_password,
+        "mlflowAdminPassword": creds.mlflow_admin_password,
         "postgresPassword": creds.postgres_password,
         "s3AccessKey": creds.s3_access_key,
         "s3SecretKey": creds.s3_secret_key,
@@ -390,7 +416,13 @@ def test_missing_lambda_zip_fails_with_instructions(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # Faults the provider does not report by itself
 # ---------------------------------------------------------------------------------------------------------
-JOB_DEPENDANTS = [("airflow-migrate", catalog.AIRFLOW_API), ("s3-buckets", catalog.MLFLOW)]
+JOB_DEPENDANTS = [
+    ("airflow-migrate", catalog.AIRFLOW_API),
+    ("s3-buckets", catalog.MLFLOW),
+    ("postgres-roles", catalog.MLFLOW),
+    ("s3-users", catalog.API),
+    ("mlflow-users", catalog.API),
+]
 
 
 @pytest.mark.parametrize(("job", "dependant"), JOB_DEPENDANTS)

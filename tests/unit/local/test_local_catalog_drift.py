@@ -47,7 +47,8 @@ def test_commands_are_the_catalogs(ctx: BuildContext, services: dict[str, progra
 
 
 def test_environments_are_the_catalogs(ctx: BuildContext, services: dict[str, programs.LocalService]) -> None:
-    assert services[catalog.MLFLOW].program.env == catalog.mlflow_server_env(ctx.topo, ctx.creds)
+    auth = str(ctx.paths.mlflow_auth_config)
+    assert services[catalog.MLFLOW].program.env == catalog.mlflow_server_env(ctx.topo, ctx.creds, auth_config_path=auth)
     assert services[catalog.API].program.env == catalog.api_env(ctx.topo, ctx.creds) | programs.api_local_env(ctx.paths)
     airflow = (
         catalog.airflow_env(ctx.topo, ctx.creds, ctx.paths.airflow_paths(ctx.settings.dags_folder), parallelism=4)

@@ -37,11 +37,15 @@ def test_loose_mode_is_tightened(tmp_path: Path) -> None:
     assert mode(path) == 0o600
 
 
-def test_incomplete_credentials_are_an_error(tmp_path: Path) -> None:
+def test_credentials_of_an_older_stack_get_the_missing_roles_generated(tmp_path: Path) -> None:
+    """A stack made before the per-service roles keeps its secrets; the new roles' are generated once."""
     path = tmp_path / "credentials.json"
-    path.write_text(json.dumps({"postgres_password": "x"}))
-    with pytest.raises(ValueError, match="lacks credentials"):
-        load_or_create_credentials(path)
+    path.write_text(json.dumps({"postgres_password": "x", "s3_access_key": "AKOLD"}))
+    creds, created = load_or_create_credentials(path)
+    assert not created and creds.postgres_password == "x" and creds.s3_access_key == "AKOLD"
+    assert creds.s3_api_access_key.startswith("AK") and creds.mlflow_api_password
+    assert load_or_create_credentials(path)[0] == creds  # written back: the same next time
+    assert mode(path) == 0o600
 
 
 def test_write_private_replaces_atomically_with_0600(tmp_path: Path) -> None:

@@ -48,6 +48,11 @@ def test_localstack_program(ls_ctx: BuildContext) -> None:
         assert Path(env[var]).is_relative_to(state.resolve()), var
     assert env["AWS_ACCESS_KEY_ID"] == env["AWS_SECRET_ACCESS_KEY"] == ""  # supervisord's secret keys blanked
     assert "PATH" not in env  # supervisord provides it
+    # LocalStack's cross-site guard lets the Function URL's own pages through (/docs loads assets with its Referer)
+    assert env["EXTRA_CORS_ALLOWED_ORIGINS"].split(",") == [
+        f"http://mlops-api.lambda-url.us-east-1.localhost:{port}",
+        f"http://mlops-api.lambda-url.us-east-1.localhost.localstack.cloud:{port}",
+    ]
     assert prog.stopasgroup  # the function runtimes are its children
     # The supervisord config renders, with no secret in it.
     conf, _ = render_config(programs.all_programs(services), ls_ctx.paths, ls_ctx.creds.values())

@@ -1,4 +1,5 @@
-"""supervisord config rendering: secrets stay out of the file, values survive supervisor's own parser."""
+"""supervisord config rendering: secrets stay out of the file (each program's launcher loads its own from a
+private file), values survive supervisor's own parser."""
 
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ from infra.local.supervisor import (
     STACK_MARKER_ENV,
     ConfigError,
     render_config,
-    scoped_command,
-    split_env,
     supervisord_env,
+    write_secret_files,
 )
 
 pytestmark = pytest.mark.unit
@@ -38,14 +38,18 @@ def parse(conf: str, tmp_path: Path) -> dict:
     return {p.name: p for g in section.process_group_configs for p in g.process_configs}
 
 
-def test_secret_values_go_to_supervisord_env_not_the_file(tmp_path: Path) -> None:
+def test_secret_values_go_to_each_programs_file_not_the_config(tmp_path: Path) -> None:
     progs = [
         Program("a", ["/bin/a", "--port", "1"], env={"DB_URL": f"postgresql://u:{SECRET}@h/db", "MODE": "x"}),
-        Program("b", ["/bin/b"], env={"DB_URL": f"postgresql://u:{SECRET}@h/db", "OTHER": "y"}),
+        Program("b", ["/bin/b"], env={"DB_URL": f"postgresql://v:{SECRET}2@h/db", "OTHER": "y"}),
     ]
     conf, secret_env = render_config(progs, StatePaths(tmp_path), [SECRET])
     assert SECRET not in conf
-    assert secret_env == {"DB_URL": f"postgresql://u:{SECRET}@h/db"}
+    # the same name may hold different secrets for different programs (each has its own login)
+    assert secret_env == {
+        "a": {"DB_URL": f"postgresql://u:{SECRET}@h/db"},
+        "b": {"DB_URL": f"postgresql://v:{SECRET}2@h/db"},
+    }
     parsed = parse(conf, tmp_path)
     assert parsed["a"].environment == {"MODE": "x"}
     assert parsed["b"].environment == {"OTHER": "y"}
@@ -56,20 +60,36 @@ def test_secret_on_a_command_line_is_refused(tmp_path: Path) -> None:
         render_config([Program("a", ["/bin/a", f"--password={SECRET}"])], StatePaths(tmp_path), [SECRET])
 
 
-def test_conflicting_secret_values_are_refused() -> None:
-    progs = [Program("a", ["/a"], env={"K": SECRET + "1"}), Program("b", ["/b"], env={"K": SECRET + "2"})]
-    with pytest.raises(ConfigError, match="differs"):
-        split_env(progs, [SECRET])
+def test_a_changed_secret_changes_the_config_but_the_config_holds_none(tmp_path: Path) -> None:
+    first, _ = render_config([Program("a", ["/a"], env={"K": SECRET})], StatePaths(tmp_path), [SECRET])
+    second, _ = render_config([Program("a", ["/a"], env={"K": SECRET + "2"})], StatePaths(tmp_path), [SECRET])
+    assert first != second and SECRET not in first + second
 
 
-def test_blanking_a_shared_secret_stays_in_the_program_config(tmp_path: Path) -> None:
-    progs = [
-        Program("a", ["/a"], env={"AWS_SECRET_ACCESS_KEY": SECRET}),
-        Program("b", ["/b"], env={"AWS_SECRET_ACCESS_KEY": ""}),
-    ]
-    conf, secret_env = render_config(progs, StatePaths(tmp_path), [SECRET])
-    assert secret_env == {"AWS_SECRET_ACCESS_KEY": SECRET}
-    assert parse(conf, tmp_path)["b"].environment == {"AWS_SECRET_ACCESS_KEY": ""}
+def test_secret_files_are_private_and_loaded_by_the_launcher(tmp_path: Path) -> None:
+    import json
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    from infra.local.programs import LAUNCHER
+
+    paths = StatePaths(tmp_path)
+    write_secret_files(paths, {"p": {"DB_URL": SECRET}, "q": {}})
+    assert stat.S_IMODE(paths.secrets_file("p").stat().st_mode) == 0o600
+    assert json.loads(paths.secrets_file("p").read_text()) == {"DB_URL": SECRET}
+    env = {"PATH": os.environ["PATH"], STACK_MARKER_ENV: str(tmp_path), "SUPERVISOR_PROCESS_NAME": "p"}
+    out = subprocess.run(
+        [sys.executable, "-I", str(LAUNCHER), "/bin/sh", "-c", "echo ${DB_URL:-unset}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == SECRET
+    write_secret_files(paths, {"q": {}})  # a program that is gone loses its file
+    assert not paths.secrets_file("p").exists()
 
 
 def test_awkward_values_round_trip(tmp_path: Path) -> None:
@@ -111,14 +131,13 @@ def test_program_options(tmp_path: Path) -> None:
     assert f"file={paths.supervisor_socket}" in conf and "chmod=0700" in conf
 
 
-def test_supervisord_env_is_an_allow_list(tmp_path: Path) -> None:
+def test_supervisord_env_is_an_allow_list_without_secrets(tmp_path: Path) -> None:
     base = {"PATH": "/usr/bin", "HOME": "/root", "AWS_PROFILE": "prod", "MLOPS_STACK_MLFLOW_PORT": "1"}
-    env = supervisord_env(StatePaths(tmp_path), {"SECRET_VAR": SECRET}, base)
-    assert env["SECRET_VAR"] == SECRET
+    env = supervisord_env(StatePaths(tmp_path), base)
     assert env[STACK_MARKER_ENV] == str(tmp_path)
     assert env["PATH"].endswith("/usr/bin") and env["PATH"] != "/usr/bin"  # the venv comes first
     assert "AWS_PROFILE" not in env and "MLOPS_STACK_MLFLOW_PORT" not in env
-    assert set(env) <= {*PASSTHROUGH_ENV, "PATH", STACK_MARKER_ENV, "SECRET_VAR"}
+    assert set(env) <= {*PASSTHROUGH_ENV, "PATH", STACK_MARKER_ENV}
 
 
 def test_the_real_stack_config_holds_no_credential(ctx: BuildContext, tmp_path: Path) -> None:
@@ -126,45 +145,20 @@ def test_the_real_stack_config_holds_no_credential(ctx: BuildContext, tmp_path: 
     conf, secret_env = render_config(all_programs(services), ctx.paths, ctx.creds.values())
     for value in ctx.creds.values():
         assert value not in conf
-    # the secrets the services need are all in supervisord's environment
-    assert secret_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == catalog.postgres_url(ctx.topo, ctx.creds, "airflow")
-    assert secret_env["AWS_SECRET_ACCESS_KEY"] == ctx.creds.s3_secret_key
-    assert secret_env["MLOPS_API_ADMIN_KEY"] == ctx.creds.api_admin_key
     parse(conf, tmp_path)  # supervisord accepts it
-
-
-def test_each_program_sheds_the_secrets_it_does_not_use(tmp_path: Path) -> None:
-    """Shared secrets reach only the programs that set them: the others run under ``env -u``."""
-    progs = [
-        Program("db-user", ["/bin/a"], env={"DB_URL": f"postgresql://u:{SECRET}@h/db"}),
-        Program("key-user", ["/bin/b", "x"], env={"API_KEY": SECRET + "k"}),
-        Program("none", ["/bin/c"], env={"MODE": "1"}),
-    ]
-    conf, secret_env = render_config(progs, StatePaths(tmp_path), [SECRET, SECRET + "k"])
-    assert set(secret_env) == {"DB_URL", "API_KEY"}
-    commands = {name: shlex.split(p.command) for name, p in parse(conf, tmp_path).items()}
-    assert commands["db-user"][-4:] == ["-u", "API_KEY", "--", "/bin/a"]
-    assert commands["key-user"][-5:] == ["-u", "DB_URL", "--", "/bin/b", "x"]
-    assert commands["none"][1:] == ["-u", "API_KEY", "-u", "DB_URL", "--", "/bin/c"]
-
-
-def test_env_u_really_removes_the_variables(tmp_path: Path) -> None:
-    """The rendered command, run as supervisord would (its environment holds every secret)."""
-    import os
-    import subprocess
-
-    prog = Program("p", ["/bin/sh", "-c", "echo ${DB_URL:-unset} ${MODE:-unset}"], env={"MODE": "1"})
-    command = scoped_command(prog, ["DB_URL"])
-    out = subprocess.run(command, env=os.environ | {"DB_URL": SECRET, "MODE": "1"}, capture_output=True, text=True)
-    assert out.stdout.split() == ["unset", "1"]
-
-
-def test_the_real_stack_scopes_secrets_per_service(ctx: BuildContext, tmp_path: Path) -> None:
-    services = build_services(ctx, ctx.settings.enabled_services())
-    conf, secret_env = render_config(all_programs(services), ctx.paths, ctx.creds.values())
-    parsed = parse(conf, tmp_path)
-    unset = {name: set(shlex.split(p.command)[2::2]) & set(secret_env) for name, p in parsed.items()}
-    assert (
-        "MLOPS_API_ADMIN_KEY" in unset[catalog.MLFLOW] and "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" in unset[catalog.API]
-    )
-    assert "MLOPS_API_ADMIN_KEY" not in unset[catalog.API]
+    # each service gets its own logins, and nothing of the others'
+    creds = ctx.creds
+    api, mlflow, scheduler = (secret_env[n] for n in (catalog.API, catalog.MLFLOW, catalog.AIRFLOW_SCHEDULER))
+    assert api["AWS_SECRET_ACCESS_KEY"] == creds.s3_api_secret_key and api["MLOPS_API_ADMIN_KEY"] == creds.api_admin_key
+    assert api["MLFLOW_TRACKING_PASSWORD"] == creds.mlflow_api_password
+    assert mlflow["MLFLOW_BACKEND_STORE_URI"] == catalog.postgres_url(ctx.topo, creds, "mlflow")
+    assert mlflow["AWS_SECRET_ACCESS_KEY"] == creds.s3_mlflow_secret_key
+    assert scheduler["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == catalog.postgres_url(ctx.topo, creds, "airflow")
+    assert scheduler["AWS_SECRET_ACCESS_KEY"] == creds.s3_pipeline_secret_key
+    assert scheduler["MLFLOW_TRACKING_PASSWORD"] == creds.mlflow_pipeline_password
+    for name, secrets in secret_env.items():
+        values = " ".join(secrets.values())
+        assert creds.postgres_password not in values, name  # the superuser's is the operator's only
+        assert creds.s3_secret_key not in values, name  # so is the S3 root key
+        if name != catalog.API:
+            assert creds.api_admin_key not in values, name
