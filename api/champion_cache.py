@@ -14,8 +14,8 @@ for the alias.
   stack's state directory; the container: its /tmp; a Lambda environment: its own /tmp), and, when
   ``MLOPS_API_CACHE_PUBLISH`` allows it (process and container, not the Lambda, whose role only reads),
   into S3 (``MLOPS_API_CACHE_S3_URI``, ``s3://serving/champion-cache`` in the stacks: a bucket of its own,
-  which the API may write and the Lambda's role only read). Not the registry gate (``ml/registry.py``): the Airflow image ships only
-  ``ml/``, and a gate-written copy would hold files the API never verified.
+  which the API may write and the Lambda's role only read). Not the registry gate (``ml/registry.py``): the
+  Airflow image ships only ``ml/``, and a gate-written copy would hold files the API never verified.
 * **Who reads**: every start (the local directory first, S3 when it has nothing valid), and every check that
   cannot reach the registry (S3 may hold a newer champion, published by another API instance).
 * **Layout**: :class:`SnapshotLayout` is the one definition of keys; the local directory and S3 use the
