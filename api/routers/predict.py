@@ -4,11 +4,15 @@ Both check the body with :mod:`api.request_body` (media type, size, shape, then 
 schema, in bounded time and memory), build the NumPy input directly and call ``predict_proba`` once. One
 record is handled inline: it takes well under a millisecond, and a thread hand-off would cost more than it
 saves. A batch body above :data:`INLINE_BODY_BYTES` is parsed, validated and predicted in the thread pool,
-so the event loop keeps answering (``/health`` included) while it runs.
+so the event loop keeps answering (``/health`` included) while it runs, one such body at a time
+(:data:`LARGE_BODY_LOCK`): with one worker per core, running several at once gains no throughput, and each
+extra thread competes with the event loop for the GIL. Their memory is handed back once answered
+(:func:`api.memory.release_free_memory`).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -18,6 +22,7 @@ from starlette.responses import Response
 
 from api.bundle import ModelBundle
 from api.errors import error_item, json_response, validation_response
+from api.memory import release_free_memory
 from api.metrics import ApiMetrics
 from api.middleware import RECORDS_KEY
 from api.request_body import (
@@ -36,6 +41,7 @@ router = APIRouter(tags=["prediction"])
 
 RECORD_BODY_LIMIT = 64 * 1024
 INLINE_BODY_BYTES = 64 * 1024  # larger batch bodies are handled in the thread pool
+LARGE_BODY_LOCK = threading.Lock()  # one large batch body parsed and validated at a time
 RECORD_SCHEMA = "#/components/schemas/Record"
 BATCH_SCHEMA = "#/components/schemas/BatchRequest"
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -115,6 +121,17 @@ def _answer_batch(
     return json_response({"predictions": predictions, "model": bundle.served})
 
 
+def _answer_large_batch(
+    bundle: ModelBundle, body: bytes | bytearray, max_batch: int, metrics: ApiMetrics, scope: dict[str, Any]
+) -> Response:
+    """:func:`_answer_batch` for a large body, in a worker thread, one at a time; its memory is then released."""
+    with LARGE_BODY_LOCK:
+        try:
+            return _answer_batch(bundle, body, max_batch, metrics, scope)
+        finally:
+            release_free_memory()
+
+
 @router.post(
     "/predict/batch",
     summary="Predict many records",
@@ -131,5 +148,5 @@ async def predict_batch(request: Request) -> Response:
     bundle, body = read
     args = (bundle, body, settings.max_batch, request.app.state.metrics, request.scope)
     if len(body) > INLINE_BODY_BYTES:
-        return await run_in_threadpool(_answer_batch, *args)
+        return await run_in_threadpool(_answer_large_batch, *args)
     return _answer_batch(*args)

@@ -242,6 +242,43 @@ def test_big_batches_do_not_block_the_event_loop(big_client: TestClient, monkeyp
     assert waited < 2
 
 
+def test_large_batches_run_one_at_a_time_and_release_their_memory(
+    big_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(2) Two large batches sent at once: the second waits for the first (no GIL contention, one parse in
+    memory at a time), and each one's memory is handed back to the system once answered."""
+    from api.routers import predict
+
+    running, most, trims = [0], [0], []
+    original = ModelBundle.parse_records
+
+    def counted(self: ModelBundle, records: list[Any]) -> Any:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        running[0] -= 1
+        return original(self, records)
+
+    monkeypatch.setattr(ModelBundle, "parse_records", counted)
+    monkeypatch.setattr(predict, "release_free_memory", lambda: trims.append(1) or True)
+    body = _json({"records": [GOOD] * 200})
+
+    async def scenario() -> list[int]:
+        transport = httpx.ASGITransport(app=big_client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            sends = [http.post("/predict/batch", content=body, headers=JSON_HEADERS) for _ in range(3)]
+            return [r.status_code for r in await asyncio.gather(*sends)]
+
+    assert asyncio.run(scenario()) == [200, 200, 200]
+    assert most[0] == 1 and len(trims) == 3
+
+
+def test_release_free_memory_works_here() -> None:
+    from api.memory import release_free_memory
+
+    assert release_free_memory()  # glibc (Debian, the images, Lambda's Amazon Linux)
+
+
 # ----------------------------------------------------------------------------------------------------- (3)
 REFUSED_TYPES = [
     "text/plain",
