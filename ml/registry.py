@@ -8,8 +8,9 @@ Rules (all scores on the same, current test split, with the configured metric):
 * a champion that cannot be scored on the current split (its input schema no longer matches the data)
   is replaced by a challenger that reaches ``min_champion_score``.
 
-The decision, the reason and both scores are recorded as tags on the new version. Aliases are only
-ever moved, never deleted, so once a champion exists the model is never left without one. Re-running the
+The decision, the reason and both scores are recorded as tags on the new version. ``champion`` is only
+ever moved, never deleted, so once a champion exists the model is never left without one; ``challenger``
+is removed when its version becomes champion (it names a candidate that lost, or none). Re-running the
 gate for a model that is already registered reuses its version (idempotent).
 """
 
