@@ -19,6 +19,7 @@ class LoadResult:
     outcomes: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     bodies: dict[str, str] = field(default_factory=dict)  # first body (or error) seen for each outcome but 200
+    throttled: list[float] = field(default_factory=list)  # when a throttled attempt was sent (then retried)
 
     def counts(self) -> Counter[str]:
         """How many requests ended with each outcome (``200``, ``503``, ``ConnectError``...)."""
@@ -46,6 +47,10 @@ class LoadResult:
         """One line: count, outcomes, p99 and max latency."""
         worst = max(self.latencies, default=0.0)
         line = f"{len(self.outcomes)} requests: {dict(self.counts())}, p99 {self.p99():.2f} s, max {worst:.2f} s"
+        if self.throttled:
+            start = self.sent_at[0] if self.sent_at else 0.0
+            first, last = min(self.throttled) - start, max(self.throttled) - start
+            line += f"\n    {len(self.throttled)} throttled attempts retried, from {first:.2f} s to {last:.2f} s"
         spans: dict[str, list[float]] = {}
         for t, outcome in self.failures():
             spans.setdefault(outcome, []).append(t)
@@ -54,8 +59,18 @@ class LoadResult:
         return line
 
 
+def is_throttle(status: int, body: str) -> bool:
+    """A throttled invocation: 429 (AWS), or LocalStack's Function URL's 500 with ``TooManyRequestsException``."""
+    return status == 429 or (status == 500 and "TooManyRequestsException" in body)
+
+
 class Load:
-    """POST ``json`` to ``url`` ``rate`` times per second from a thread pool until stopped."""
+    """POST ``json`` to ``url`` ``rate`` times per second from a thread pool until stopped.
+
+    With ``throttle_retries`` a throttled request is sent again after a back-off (0.2 s, doubling), as AWS's
+    SDKs and well-behaved clients of a Lambda do; each throttled attempt is recorded, the request's outcome
+    is its last answer.
+    """
 
     def __init__(
         self,
@@ -65,8 +80,10 @@ class Load:
         headers: dict[str, str] | None = None,
         timeout: float = 60.0,
         workers: int = 16,
+        throttle_retries: int = 0,
     ) -> None:
         self.url, self.json, self.rate, self.headers, self.timeout = url, json, rate, headers or {}, timeout
+        self.throttle_retries = throttle_retries
         self.result = LoadResult()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -100,9 +117,16 @@ class Load:
     def _one(self, client: httpx.Client) -> None:
         t0 = time.monotonic()
         body = ""
+        throttled: list[float] = []
         try:
-            response = client.post(self.url, json=self.json)
-            outcome, body = str(response.status_code), response.text[:300]
+            for attempt in range(self.throttle_retries + 1):
+                sent = time.monotonic()
+                response = client.post(self.url, json=self.json)
+                outcome, body = str(response.status_code), response.text[:300]
+                if attempt == self.throttle_retries or not is_throttle(response.status_code, body):
+                    break
+                throttled.append(sent)
+                time.sleep(0.2 * 2**attempt)
         except httpx.HTTPError as e:
             outcome, body = type(e).__name__, str(e)[:300]
         finally:
@@ -110,6 +134,7 @@ class Load:
         with self._lock:
             if outcome != "200":
                 self.result.bodies.setdefault(outcome, body)
+            self.result.throttled.extend(throttled)
             self.result.sent_at.append(t0)
             self.result.outcomes.append(outcome)
             self.result.latencies.append(time.monotonic() - t0)

@@ -27,13 +27,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 RATE = 20  # requests per second on each front
 PAUSE_S = 30
-#: Load before MLflow is paused. Under 20 req/s LocalStack starts environment after environment (each a cold
-#: start on the same 2 cores) and throttles beyond the reserved concurrency ("Rate Exceeded", which LocalStack's
-#: Function URL answers 500 where AWS answers 429): a burst unrelated to MLflow, so the Lambda's 5xx are
-#: counted from the pause on, once the function has scaled to the load. The API's count covers the whole run.
+#: Load before MLflow is paused, and retries of throttled Lambda requests. Under 20 req/s a moment of CPU
+#: contention (2 cores: LocalStack, the functions, Airflow, MLflow, this load) makes LocalStack start more
+#: environments, each a cold start on the same cores, and throttle beyond the reserved concurrency ("Rate
+#: Exceeded", which its Function URL answers 500 where AWS answers 429): a load effect, with or without MLflow.
+#: So the Lambda's client retries throttles as AWS clients do (each one is printed), the function first gets
+#: 15 s of load, and its 5xx are counted from the pause on. The API's count covers the whole run, no retries.
+THROTTLE_RETRIES = 5  # back-off 0.2 s, doubling: 6.2 s in all
 WARM_UP_S = 15
-#: The issue's target is 2 s; measured 2.4-3.5 s here: importing skops.io alone takes ~1.4 s (it imports every
-#: scikit-learn estimator to list the trusted types), on top of ~0.5 s for uvicorn, FastAPI and the app.
+#: The issue's target is 2 s; measured 2.4-3.5 s here: importing scikit-learn alone takes ~1.0 s (scipy.stats
+#: ~0.5 s of it) and skops ~0.25 s, on top of ~0.5 s for uvicorn, FastAPI and the app.
 API_BACK_WITHIN_S = 4.0
 
 
@@ -67,7 +70,9 @@ def test_mlflow_paused_under_load(serving_stack: Stack) -> None:
     endpoints = serving_stack.lambda_endpoints()
     if "function_url" in endpoints:
         fn = endpoints["function_url"]
-        fronts["function_url"] = Load(fn["predict_url"], body, RATE, headers=fn.get("headers"), timeout=60)
+        fronts["function_url"] = Load(
+            fn["predict_url"], body, RATE, headers=fn.get("headers"), timeout=60, throttle_retries=THROTTLE_RETRIES
+        )
     # `mlflow server` serves from a child process: stop the whole process group.
     mlflow_group = os.getpgid(faults.pid_of(serving_stack, catalog.MLFLOW))
     for load in fronts.values():
