@@ -85,8 +85,8 @@ def leftovers(instance: str, program: str) -> list[psutil.Process]:
     return found
 
 
-def end(procs: list[psutil.Process], timeout: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL what is still alive after ``timeout``."""
+def end(procs: list[psutil.Process], timeout: float = 10.0) -> list[int]:
+    """SIGTERM, then SIGKILL what is still alive after ``timeout``; returns the PIDs that had to be killed."""
     for p in procs:
         with contextlib.suppress(psutil.Error):
             p.send_signal(signal.SIGTERM)
@@ -95,6 +95,7 @@ def end(procs: list[psutil.Process], timeout: float = 10.0) -> None:
         with contextlib.suppress(psutil.Error):
             p.kill()
     psutil.wait_procs(alive, timeout=5)
+    return [p.pid for p in alive]
 
 
 def load_secrets(instance: str, program: str) -> None:

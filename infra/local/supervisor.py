@@ -15,7 +15,6 @@ import http.client
 import json
 import os
 import shlex
-import signal
 import socket
 import subprocess
 import time
@@ -27,7 +26,7 @@ from typing import Any
 
 import psutil
 
-from infra.local.launch import previous_group
+from infra.local.launch import end, previous_group
 from infra.local.layout import StatePaths, write_private
 from infra.local.programs import VENV_BIN, Program
 
@@ -409,13 +408,5 @@ def stack_processes(paths: StatePaths, session: int | None = None) -> list[psuti
 
 
 def terminate(procs: list[psutil.Process], timeout: float = 10.0) -> list[int]:
-    """SIGTERM, then SIGKILL after ``timeout``; returns the PIDs that had to be killed."""
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            p.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    for p in alive:
-        with contextlib.suppress(psutil.Error):
-            p.kill()
-    psutil.wait_procs(alive, timeout=5)
-    return [p.pid for p in alive]
+    """SIGTERM, then SIGKILL after ``timeout``; the PIDs that had to be killed (:func:`infra.local.launch.end`)."""
+    return end(procs, timeout)
