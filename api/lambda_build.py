@@ -3,7 +3,7 @@
 Steps (each one deterministic, so two builds of the same commit are byte-identical):
 
 1. ``uv export --frozen --extra api --no-dev``: the exact versions of the ``api`` extra from ``uv.lock``,
-   minus what only a long-running server needs (uvicorn and its extras: Lambda talks to Mangum, not HTTP)
+   minus what only a long-running server needs (gunicorn, uvicorn and its extras: Lambda talks to Mangum, not HTTP)
    and the AWS SDK (boto3 and its dependencies, 37 MiB): every Lambda Python runtime provides it, and the
    service needs it only for ``s3://`` artifact URIs (``--with-aws-sdk`` bundles the locked version);
 2. ``uv pip install --target ... --python-platform x86_64-manylinux2014 --python-version 3.12
@@ -45,7 +45,9 @@ DIRECT_UPLOAD_LIMIT = 50 * 1000 * 1000
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 #: Only a long-running HTTP server needs these; in Lambda, Mangum calls the app directly.
-SERVER_ONLY = frozenset({"uvicorn", "uvloop", "httptools", "watchfiles", "websockets", "h11", "click"})
+SERVER_ONLY = frozenset(
+    {"gunicorn", "uvicorn", "uvicorn-worker", "uvloop", "httptools", "watchfiles", "websockets", "h11", "click"}
+)
 #: The AWS SDK: part of every Lambda Python runtime (``/var/runtime``), bundled only on request.
 AWS_SDK = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"})
 #: Directory names removed anywhere in the package tree.

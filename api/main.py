@@ -1,10 +1,11 @@
-"""The FastAPI application: :func:`create_app` builds it, ``app`` is what uvicorn serves.
+"""The FastAPI application: :func:`create_app` builds it, ``app`` is what the server serves.
 
-Run it with ``uvicorn api.main:app --workers 1 --no-access-log`` (the service writes its own JSON request
-log). Configuration comes from the environment (:class:`api.settings.ApiSettings`). On start the app
-serves the champion through the process-wide model store (:func:`api.model_store.get_shared_store`), so
-every app of a process shares one loaded model: from the local champion cache when it has one (without
-waiting on MLflow), else from the registry; then it checks for a new one in the background.
+Run it with ``gunicorn api.main:app --config python:api.server`` (a master and one warm uvicorn worker,
+see :mod:`api.server`; ``uvicorn api.main:app`` works too). The service writes its own JSON request log.
+Configuration comes from the environment (:class:`api.settings.ApiSettings`). On start the app serves the
+champion through the process-wide model store (:func:`api.model_store.get_shared_store`), so every app of
+a process shares one loaded model: from the local champion cache when it has one (without waiting on
+MLflow), else from the registry; then it checks for a new one in the background.
 
 ``app`` is built on first access (a module ``__getattr__``), so importing :func:`create_app` (the Lambda
 handler, the tests) does not build an app that nobody serves.

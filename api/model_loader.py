@@ -91,6 +91,12 @@ def _skops_io() -> ModuleType:
     return skops.io
 
 
+def warm_imports() -> None:
+    """Import what loading a model imports (scikit-learn, skops), e.g. in a server's master before it forks."""
+    _skops_io()
+    import sklearn.base  # noqa: F401
+
+
 def _is_default_trusted_estimator(type_name: str) -> bool:
     """Whether skops' default list holds ``type_name``: a public, concrete scikit-learn estimator class."""
     if not type_name.startswith("sklearn."):

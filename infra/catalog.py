@@ -540,15 +540,13 @@ def commands(topo: Topology) -> dict[str, list[str]]:
         AIRFLOW_SCHEDULER: ["airflow", "scheduler"],
         AIRFLOW_DAG_PROCESSOR: ["airflow", "dag-processor"],
         AIRFLOW_TRIGGERER: ["airflow", "triggerer"],
+        # gunicorn master + one warm uvicorn worker (api/server.py): a killed worker is replaced in ~0.1 s
         API: [
-            "uvicorn",
+            "gunicorn",
             "api.main:app",
-            "--host",
-            topo.bind_host,
-            "--port",
-            str(topo.port(API)),
-            "--workers",
-            "1",
-            "--no-access-log",
+            "--config",
+            "python:api.server",
+            "--bind",
+            f"{topo.bind_host}:{topo.port(API)}",
         ],
     }

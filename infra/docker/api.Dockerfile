@@ -1,4 +1,4 @@
-# Prediction API (FastAPI + uvicorn): the `api` extra's locked dependencies, then only the code it runs (the
+# Prediction API (FastAPI; gunicorn master + uvicorn worker, api/server.py): the `api` extra's locked dependencies, then only the code it runs (the
 # `api` package and the dataset specs of `ml`). No Airflow, no MLflow. Build context: the repository root;
 # api.Dockerfile.dockerignore sends only the files copied below, so e.g. a README edit rebuilds nothing.
 FROM python:3.12.12-slim-bookworm AS build
@@ -30,4 +30,4 @@ USER 10001
 WORKDIR /home/app
 EXPOSE 8800
 # Same command as infra/catalog.py commands(Topology.docker())["api"] (a test checks it).
-CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8800", "--workers", "1", "--no-access-log"]
+CMD ["gunicorn", "api.main:app", "--config", "python:api.server", "--bind", "0.0.0.0:8800"]

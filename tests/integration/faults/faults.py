@@ -56,6 +56,15 @@ def kill(stack: Stack, service: str, sig: int = signal.SIGKILL) -> int:
     return pid
 
 
+def worker_of(stack: Stack, service: str) -> int:
+    """The one child process of a service's process (e.g. the API's uvicorn worker under its gunicorn master)."""
+    import psutil
+
+    children = psutil.Process(pid_of(stack, service)).children()
+    assert len(children) == 1, f"{service}: expected one worker process, found {[c.pid for c in children]}"
+    return children[0].pid
+
+
 def run_dag(
     stack: Stack,
     dag_id: str,

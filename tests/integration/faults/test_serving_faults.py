@@ -2,8 +2,9 @@
 
 The process API and the Lambda (through its Function URL) must never wait on MLflow: with MLflow stopped
 (SIGSTOP) for 30 s under 20 requests/s each, not one prediction fails on the process API and the Lambda
-answers no 5xx from the pause on (after a warm-up at that load). A SIGKILLed API serves again within a few
-seconds (it starts from its local copy of the champion); a SIGKILLed S3 server is restarted with the lake
+answers no 5xx from the pause on (after a warm-up at that load). A SIGKILLed API worker is replaced by its
+master from warm memory within 2 s; the whole API SIGKILLed serves again within a few seconds (a cold start
+from its local copy of the champion); a SIGKILLed S3 server is restarted with the lake
 intact. Recovery figures are printed.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -35,9 +38,13 @@ PAUSE_S = 30
 #: 15 s of load, and its 5xx are counted from the pause on. The API's count covers the whole run, no retries.
 THROTTLE_RETRIES = 5  # back-off 0.2 s, doubling: 6.2 s in all
 WARM_UP_S = 15
-#: The issue's target is 2 s; measured 2.4-3.5 s here: importing scikit-learn alone takes ~1.0 s (scipy.stats
-#: ~0.5 s of it) and skops ~0.25 s, on top of ~0.5 s for uvicorn, FastAPI and the app.
-API_BACK_WITHIN_S = 4.0
+#: The API is a gunicorn master with one warm uvicorn worker (api/server.py). The worker is what serves, what
+#: an OOM kill or a crash hits: the master forks a warm replacement (~0.1 s) while requests wait in the
+#: socket's backlog (no prediction fails). The master killed takes its worker with it (parent-death
+#: signal) and means a cold start by its supervisor: imports (scikit-learn ~1.0 s) and the model from the
+#: local copy, ~1.6 s of failed predictions on an idle stack (supervisord notices the exit within 0-1 s).
+API_BACK_WITHIN_S = 2.0
+API_COLD_BACK_WITHIN_S = 4.0
 
 
 @pytest.fixture(scope="module")
@@ -97,22 +104,53 @@ def test_mlflow_paused_under_load(serving_stack: Stack) -> None:
         assert result.server_errors(since=paused_at) == 0, result.summary()
 
 
-def test_api_killed_serves_again_from_its_local_champion_copy(serving_stack: Stack) -> None:
-    url = serving_stack.url(catalog.API, "/predict")
+@dataclass
+class Outage:
+    """Predictions sent every 20 ms for ``watch_s`` after a kill: which failed, and when (seconds after it)."""
+
+    sent: int
+    failed_at: list[float]
+
+    @property
+    def unavailable_s(self) -> float:
+        """From the first failed prediction to the last (0 when none failed)."""
+        return self.failed_at[-1] - self.failed_at[0] if self.failed_at else 0.0
+
+
+def _outage_after(stack: Stack, kill: Callable[[], object], watch_s: float = 10.0) -> Outage:
+    url = stack.url(catalog.API, "/predict")
     body = sample_request(MLSettings())
-    faults.kill(serving_stack, catalog.API)
+    kill()
     killed = time.monotonic()
-    back = None
-    while time.monotonic() - killed < 60:
+    outage = Outage(0, [])
+    while (now := time.monotonic() - killed) < watch_s:
         try:
-            if httpx.post(url, json=body, timeout=2).status_code == 200:
-                back = time.monotonic() - killed
-                break
+            ok = httpx.post(url, json=body, timeout=5).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    print(f"API SIGKILLed: serving predictions again after {back if back is None else round(back, 2)} s")
-    assert back is not None and back < API_BACK_WITHIN_S
+            ok = False
+        outage.sent += 1
+        if not ok:
+            outage.failed_at.append(now)
+        time.sleep(0.02)
+    return outage
+
+
+def test_api_worker_killed_is_replaced_warm(serving_stack: Stack) -> None:
+    worker = faults.worker_of(serving_stack, catalog.API)
+    outage = _outage_after(serving_stack, lambda: os.kill(worker, signal.SIGKILL), watch_s=5.0)
+    print(f"API worker SIGKILLed: {len(outage.failed_at)} of {outage.sent} predictions failed, {outage.failed_at}")
+    assert outage.unavailable_s < API_BACK_WITHIN_S and len(outage.failed_at) <= 1, outage
+    assert faults.worker_of(serving_stack, catalog.API) != worker
+
+
+def test_api_killed_serves_again_from_its_local_champion_copy(serving_stack: Stack) -> None:
+    outage = _outage_after(serving_stack, lambda: faults.kill(serving_stack, catalog.API))
+    print(
+        f"API (master) SIGKILLed: unavailable for {outage.unavailable_s:.2f} s "
+        f"({len(outage.failed_at)} of {outage.sent} predictions failed, from {outage.failed_at[:1]} s on)"
+    )
+    assert outage.unavailable_s < API_COLD_BACK_WITHIN_S, outage
+    assert outage.failed_at[-1:] < [8.0], "the API still failed predictions 8 s after the kill"
 
 
 def test_s3_killed_is_restarted_with_the_lake_intact(serving_stack: Stack) -> None:

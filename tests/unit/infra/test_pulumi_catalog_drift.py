@@ -158,7 +158,7 @@ def test_commands_are_the_catalog_commands(dev_run: ProgramRun) -> None:
     commands = catalog.commands(TOPO)
     for service, command in commands.items():
         assert dev_run.containers[f"{PREFIX}-{service}"].inputs["command"] == command, service
-    assert commands[catalog.API][:2] == ["uvicorn", "api.main:app"]
+    assert commands[catalog.API][:4] == ["gunicorn", "api.main:app", "--config", "python:api.server"]
 
 
 def test_container_ports_are_the_catalog_ports(dev_run: ProgramRun) -> None:
