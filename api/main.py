@@ -22,6 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.logs import configure_logging
+from api.memory import configure_allocator
 from api.metrics import ApiMetrics
 from api.middleware import RequestObserver
 from api.model_store import ModelStore, get_shared_store
@@ -49,6 +50,7 @@ def create_app(
     """
     settings = settings or ApiSettings()
     settings.apply_thread_limits()
+    configure_allocator()
     store = store or get_shared_store(settings)
     configure_logging(settings.log_level)
     metrics = ApiMetrics()

@@ -10,8 +10,8 @@ API Gateway REST v1 or HTTP API, ALB) give the same answer to the same request. 
    same way once it turns out not to be empty (:func:`missing_media_type_error`).
 2. **Size** (:func:`read_body`): refused while streaming, as soon as it passes the limit (**422**,
    ``too_large``).
-3. **Shape before parsing** (batch only, :func:`batch_shape_error`): one C-speed pass counts the body's
-   ``{``/``[``, ``:`` and ``,`` bytes. The counts bound the number of containers, keys and values the parser
+3. **Shape before parsing** (batch only, :func:`batch_shape_error`): C-speed passes (1 MiB at a time) count the
+   body's ``{``/``[``, ``:`` and ``,`` bytes. The counts bound the number of containers, keys and values the parser
    would build (bytes inside strings only add to them), so a body that could not be a batch of at most
    ``MLOPS_API_MAX_BATCH`` records is refused (``too_complex``) without being parsed: memory stays
    proportional to the largest valid request, whatever arrives. Bodies above 1 MiB are also checked for
@@ -19,7 +19,8 @@ API Gateway REST v1 or HTTP API, ALB) give the same answer to the same request. 
 4. **Parsing** with pydantic's own JSON parser (the one ``model_validate_json`` uses), on both routes: NaN,
    Infinity and huge numbers are values (so validation names their field), nesting deeper than the parser's
    200 levels is refused with its position.
-5. **Shape after parsing**: at most :data:`EXTRA_KEYS` keys beyond the model's fields per record
+5. **Shape after parsing**: at most :data:`EXTRA_KEYS` keys beyond the model's fields per batch record
+   (:data:`RECORD_EXTRA_KEYS` for ``/predict``'s one record)
    (``too_many_keys``) and keys of at most :data:`MAX_KEY_CHARS` characters (``key_too_long``), checked
    before the record is validated, so no record can produce more than ``fields + EXTRA_KEYS`` errors.
 6. **Validation**: batches in chunks of :data:`CHUNK` records (one call into pydantic-core each); a chunk
@@ -45,12 +46,14 @@ from api.bundle import ModelBundle, Row
 from api.errors import ErrorList, error_item, error_items, json_response, safe_text
 
 ACCEPTED_MEDIA_TYPE = "application/json"
-EXTRA_KEYS = 64  # keys beyond the model's fields a record may carry and still get one error each
+EXTRA_KEYS = 16  # keys beyond the model's fields a batch record may carry and still get one error each
+RECORD_EXTRA_KEYS = 64  # the same for POST /predict's one record (64 KiB at most: e.g. a stale client's old schema)
 MAX_KEY_CHARS = 128  # longer keys cannot be field names (or are reported as such)
 MAX_NUMBER_DIGITS = 100  # longest run of digits in a body above DIGIT_CHECK_BYTES
 DIGIT_CHECK_BYTES = 1 << 20  # below this, big integers cannot cost the parser more than a few ms
 MAX_TOP_KEYS = 16  # keys of a batch body beyond "records" that still get one error each
 CHUNK = 64  # records validated per call into pydantic-core
+SCAN_SLICE = 1 << 20  # the byte scans before parsing copy at most this much at a time
 PARSER_DEPTH = 200  # pydantic-core's JSON parser refuses deeper nesting
 
 _STRUCTURE = b"{[:,"
@@ -150,18 +153,18 @@ class Limits:
     commas: int  # budget of ',' bytes
 
 
-_LIMITS: weakref.WeakKeyDictionary[ModelBundle, dict[int, Limits]] = weakref.WeakKeyDictionary()
+_LIMITS: weakref.WeakKeyDictionary[ModelBundle, dict[tuple[int, int], Limits]] = weakref.WeakKeyDictionary()
 
 
-def limits_for(bundle: ModelBundle, max_batch: int) -> Limits:
-    """The limits for ``bundle`` and ``max_batch`` (cached per bundle).
+def limits_for(bundle: ModelBundle, max_batch: int, extra_keys: int = EXTRA_KEYS) -> Limits:
+    """The limits for ``bundle``, ``max_batch`` and ``extra_keys`` per record (cached per bundle).
 
     The byte budgets are what a valid batch of ``max_batch`` records can contain, with room for
     :data:`EXTRA_KEYS` unknown keys and a container value in each record (errors still named one by one),
     plus the structural bytes the spec's own strings (categories) may contain.
     """
     cached = _LIMITS.setdefault(bundle, {})
-    limits = cached.get(max_batch)
+    limits = cached.get((max_batch, extra_keys))
     if limits is None:
         features = bundle.spec.features
         inner = dict.fromkeys(_STRUCTURE.decode(), 0)
@@ -169,8 +172,8 @@ def limits_for(bundle: ModelBundle, max_batch: int) -> Limits:
             for char in inner:
                 in_categories = max((c.count(char) for c in feature.categories or ()), default=0)
                 inner[char] += feature.name.count(char) + in_categories
-        max_keys = len(features) + EXTRA_KEYS
-        limits = cached[max_batch] = Limits(
+        max_keys = len(features) + extra_keys
+        limits = cached[(max_batch, extra_keys)] = Limits(
             names=frozenset(f.name for f in features),
             fields=len(features),
             max_keys=max_keys,
@@ -193,7 +196,12 @@ def _position(body: bytes | bytearray, offset: int) -> str:
 def _too_long_number(body: bytes | bytearray) -> dict[str, Any] | None:
     if len(body) <= DIGIT_CHECK_BYTES:
         return None
-    offset = body.translate(_DIGIT_MASK).find(_LONG_NUMBER)
+    offset = -1
+    for start in range(0, len(body), SCAN_SLICE):  # slices overlap by a run's length: none is missed
+        found = body[start : start + SCAN_SLICE + MAX_NUMBER_DIGITS].translate(_DIGIT_MASK).find(_LONG_NUMBER)
+        if found >= 0:
+            offset = start + found
+            break
     if offset < 0:
         return None
     return error_item(
@@ -238,7 +246,7 @@ def _shape_errors(record: Any, loc: list[str | int], limits: Limits) -> list[dic
     if len(record) > limits.max_keys:
         msg = (
             f"The record has {len(record)} keys; at most {limits.max_keys} are read "
-            f"(the model's {limits.fields} fields and {EXTRA_KEYS} more)"
+            f"(the model's {limits.fields} fields and {limits.max_keys - limits.fields} more)"
         )
         return [error_item(loc, msg, "too_many_keys")]
     long = [k for k in record.keys() - limits.names if len(k) > limits.max_key_chars]
@@ -262,7 +270,7 @@ def _record_errors(bundle: ModelBundle, record: Any, loc: list[str | int], limit
 
 def validate_record(bundle: ModelBundle, body: bytes | bytearray, max_batch: int) -> Row:
     """One record (POST /predict): its input row. Raises :class:`InvalidBodyError`."""
-    limits = limits_for(bundle, max_batch)
+    limits = limits_for(bundle, max_batch, RECORD_EXTRA_KEYS)
     try:
         record = parse_json(body)
     except MalformedJsonError as exc:
@@ -281,10 +289,12 @@ def validate_record(bundle: ModelBundle, body: bytes | bytearray, max_batch: int
 
 def batch_shape_error(body: bytes | bytearray, limits: Limits) -> dict[str, Any] | None:
     """The ``too_complex`` item if the body holds more than a valid batch could (see the module docstring)."""
-    residue = body.translate(None, _NOT_STRUCTURE)
-    containers = residue.count(b"{") + residue.count(b"[")
-    members = residue.count(b":")
-    commas = len(residue) - containers - members
+    containers = members = commas = 0
+    for start in range(0, len(body), SCAN_SLICE):  # in slices: no copy of the whole body, whatever it holds
+        residue = body[start : start + SCAN_SLICE].translate(None, _NOT_STRUCTURE)
+        opened = residue.count(b"{") + residue.count(b"[")
+        keys = residue.count(b":")
+        containers, members, commas = containers + opened, members + keys, commas + len(residue) - opened - keys
     if containers <= limits.containers and members <= limits.members and commas <= limits.commas:
         return None
     msg = (

@@ -252,8 +252,11 @@ def start_servers(env: dict[str, str], model_name: str, model_dir: Path, logs: P
     uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--workers", "1", "--no-access-log"]
     servers: dict[str, Server] = {}
     port = free_port()
+    from infra.catalog import API_ALLOCATOR_ENV  # as the stacks run it
+
     servers["ours"] = Server(
-        "ours", [*uvicorn, "--port", str(port), "api.main:app"], env | {"MLOPS_MODEL_NAME": model_name}, port,
+        "ours", [*uvicorn, "--port", str(port), "api.main:app"],
+        env | API_ALLOCATOR_ENV | {"MLOPS_MODEL_NAME": model_name}, port,
         "/ready", logs / "ours.log",
     )  # fmt: skip
     port = free_port()

@@ -68,14 +68,21 @@ def _dumps(value: Any) -> bytes:
 def bad_requests(record: dict[str, Any]) -> dict[str, bytes]:
     """The catalogue of bad batch bodies (each within the 10 MiB body limit and 1,000 records)."""
     fields = list(record)
+    from api.request_body import EXTRA_KEYS, MAX_KEY_CHARS
+
     long_keys = {f"{'k' * 120}_{i:03d}": 1.0 for i in range(64)}
     short_keys = {f"unknown_{i:02d}": 1.0 for i in range(64)}
+    # the most a record may carry and still be parsed (EXTRA_KEYS unknown keys of MAX_KEY_CHARS characters)
+    most_keys = {f"{'k' * (MAX_KEY_CHARS - 4)}_{i:03d}": 1.0 for i in range(EXTRA_KEYS)}
     bodies = {
         "issue: 600 records x 1,000 unknown keys": _dumps({"records": [{f"key{i:03d}": 1 for i in range(1000)}] * 600}),
         "10 MiB of nested arrays": b'{"records": [' + b"[" * (BODY_LIMIT - 64) + b"]}",
         "10 MiB of empty objects": b'{"records": [' + b"{}," * ((BODY_LIMIT - 64) // 3) + b"{}]}",
         "1,000 records x 64 unknown 124-char keys": _dumps({"records": [record | long_keys] * 1000}),
         "1,000 records x 64 unknown short keys": _dumps({"records": [record | short_keys] * 1000}),
+        f"1,000 records x {EXTRA_KEYS} unknown {MAX_KEY_CHARS}-char keys (the most still parsed)": _dumps(
+            {"records": [record | most_keys] * 1000}
+        ),
         "1,000 records, all values strings": _dumps({"records": [{k: "x" for k in fields}] * 1000}),
         "999 good records and a bad last one": _dumps({"records": [record] * 999 + [record | {fields[0]: "x"}]}),
         "one 10 MB string value": _dumps({"records": [record | {fields[0]: "x" * (BODY_LIMIT - 4096)}]}),
@@ -275,14 +282,19 @@ def main_bench(args: argparse.Namespace) -> int:
         env, name, stack = bench_api.provision(work, args.n_trials)
         results["cpus"] = bench_api.choose_cpus(True)
         client_cpu = bench_api.CPUS["client"]
+        from infra.catalog import API_ALLOCATOR_ENV  # as the stacks run it
         from tests.integration.api.api_stack import free_port
 
         port = free_port()
-        server_env = env | {
-            "MLOPS_MODEL_NAME": name,
-            "MLOPS_API_REQUEST_LOG": "false",
-            "PYTHONPATH": str(args.app_root),
-        }
+        server_env = (
+            env
+            | API_ALLOCATOR_ENV
+            | {
+                "MLOPS_MODEL_NAME": name,
+                "MLOPS_API_REQUEST_LOG": "false",
+                "PYTHONPATH": str(args.app_root),
+            }
+        )
         cmd = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                "--no-access-log", "--app-dir", str(args.app_root), "api.main:app"]  # fmt: skip
         server = bench_api.Server("ours", cmd, server_env, port, "/ready", work / "api.log")

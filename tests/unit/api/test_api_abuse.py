@@ -171,8 +171,8 @@ def test_the_issue_s_batch_is_refused_before_parsing(big_client: TestClient, bui
 
 
 def test_errors_stop_at_the_cap_before_they_are_built(big_client: TestClient, built_errors: list[int]) -> None:
-    """(2) 1,000 records with 60 unknown keys each (within every byte budget): 51 errors built, not 60,000."""
-    extra = {f"unknown_{i:02d}": 1.0 for i in range(60)}
+    """(2) 1,000 records with EXTRA_KEYS unknown keys each (within every byte budget): ~51 errors, not 16,000."""
+    extra = {f"unknown_{i:02d}": 1.0 for i in range(EXTRA_KEYS)}
     response = big_client.post(
         "/predict/batch", content=_json({"records": [GOOD | extra] * 1000}), headers=JSON_HEADERS
     )
