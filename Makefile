@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # every process would recompile scikit-learn, MLflow and Airflow on each start.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help venv test test-unit test-integration test-docker lint format up down destroy status logs lambda-zip bench \
+.PHONY: help venv test test-unit test-integration test-docker lint format docs up down destroy status logs lambda-zip bench \
 	clean pulumi-preview pulumi-up pulumi-destroy
 
 help: ## Show the targets
@@ -51,6 +51,9 @@ lint: venv ## ruff check and format check
 format: venv ## Apply ruff fixes and formatting
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
+
+docs: venv ## Regenerate docs/configuration-reference.md from the settings classes
+	$(PY) -m infra.config_reference
 
 up: venv ## Start the embedded stack, train, register and serve the champion
 	$(STACK) up

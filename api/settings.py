@@ -35,8 +35,14 @@ class ApiSettings(BaseSettings):
     tracking_token: SecretStr | None = Field(
         default=None, validation_alias="MLFLOW_TRACKING_TOKEN", description="Bearer token for MLflow, if any."
     )
-    tracking_username: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_USERNAME")
-    tracking_password: SecretStr | None = Field(default=None, validation_alias="MLFLOW_TRACKING_PASSWORD")
+    tracking_username: str | None = Field(
+        default=None,
+        validation_alias="MLFLOW_TRACKING_USERNAME",
+        description="MLflow basic-auth user (the stacks give the API a read-only one).",
+    )
+    tracking_password: SecretStr | None = Field(
+        default=None, validation_alias="MLFLOW_TRACKING_PASSWORD", description="Password of that MLflow user."
+    )
     model_name: str = Field(
         default="breast_cancer_classifier",
         validation_alias=AliasChoices("MLOPS_MODEL_NAME", "MLOPS_API_MODEL_NAME"),

@@ -27,9 +27,17 @@ class S3Settings(BaseSettings):
         validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
         description="S3 API endpoint; unset means AWS itself.",
     )
-    region: str = Field(default="us-east-1", validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION"))
-    access_key_id: SecretStr | None = Field(default=None, validation_alias="AWS_ACCESS_KEY_ID")
-    secret_access_key: SecretStr | None = Field(default=None, validation_alias="AWS_SECRET_ACCESS_KEY")
+    region: str = Field(
+        default="us-east-1",
+        validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION"),
+        description="Region of the S3 API (any value for MinIO and SeaweedFS).",
+    )
+    access_key_id: SecretStr | None = Field(
+        default=None, validation_alias="AWS_ACCESS_KEY_ID", description="S3 access key; unset: boto3's own lookup."
+    )
+    secret_access_key: SecretStr | None = Field(
+        default=None, validation_alias="AWS_SECRET_ACCESS_KEY", description="S3 secret key of that access key."
+    )
 
 
 class MLSettings(BaseSettings):
@@ -42,11 +50,13 @@ class MLSettings(BaseSettings):
     max_invalid_fraction: float = Field(
         default=0.05, ge=0, le=1, description="Validation fails when more than this fraction of rows fails."
     )
-    test_size: float = Field(default=0.2, gt=0, lt=1)
-    seed: int = 42
+    test_size: float = Field(default=0.2, gt=0, lt=1, description="Fraction of the rows held out as the test set.")
+    seed: int = Field(default=42, description="Seed of the split, the folds and the search (reproducible runs).")
 
     tracking_uri: str | None = Field(
-        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "MLOPS_TRACKING_URI")
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "MLOPS_TRACKING_URI"),
+        description="MLflow server (runs, models, registry); unset: MLflow's own default (a local ./mlruns).",
     )
     experiment: str | None = Field(default=None, description="MLflow experiment; default: the dataset name.")
     model_name: str | None = Field(default=None, description="Registered model; default: <dataset>_classifier.")
@@ -56,8 +66,10 @@ class MLSettings(BaseSettings):
     )
     n_trials: int = Field(default=60, ge=1, description="Trial budget of one search, over all workers.")
     tuning_workers: int = Field(default=2, ge=1, description="Parallel workers (Airflow mapped tasks).")
-    cv_folds: int = Field(default=5, ge=2)
-    metric: Metric = "f1"
+    cv_folds: int = Field(default=5, ge=2, description="Folds of the cross-validation each trial is scored by.")
+    metric: Metric = Field(
+        default="f1", description="Cross-validation metric the search maximises and the gate compares."
+    )
     trial_heartbeat_s: int = Field(
         default=10, ge=1, description="Seconds between the heartbeats a running trial writes to the Optuna storage."
     )

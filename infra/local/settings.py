@@ -64,12 +64,30 @@ class StackSettings(BaseSettings):
     dags_folder: Path = Field(default=REPO_ROOT / "dags", description="Airflow's DAG folder.")
 
     # Ports of the catalog's services (defaults: catalog.DEFAULT_PORTS).
-    postgres_port: int = Field(default=catalog.DEFAULT_PORTS.postgres, ge=1, le=65535)
-    s3_port: int = Field(default=catalog.DEFAULT_PORTS.s3, ge=1, le=65535 - GRPC_OFFSET)
-    mlflow_port: int = Field(default=catalog.DEFAULT_PORTS.mlflow, ge=1, le=65535)
-    airflow_port: int = Field(default=catalog.DEFAULT_PORTS.airflow, ge=1, le=65535)
-    api_port: int = Field(default=catalog.DEFAULT_PORTS.api, ge=1, le=65535)
-    localstack_port: int = Field(default=catalog.DEFAULT_PORTS.localstack, ge=1, le=65535)
+    postgres_port: int = Field(
+        default=catalog.DEFAULT_PORTS.postgres, ge=1, le=65535, description="Postgres on 127.0.0.1."
+    )
+    s3_port: int = Field(
+        default=catalog.DEFAULT_PORTS.s3,
+        ge=1,
+        le=65535 - GRPC_OFFSET,
+        description="The S3 API on 127.0.0.1 (SeaweedFS also uses this port + 10000 for its gRPC twin).",
+    )
+    mlflow_port: int = Field(
+        default=catalog.DEFAULT_PORTS.mlflow, ge=1, le=65535, description="MLflow's server on 127.0.0.1."
+    )
+    airflow_port: int = Field(
+        default=catalog.DEFAULT_PORTS.airflow, ge=1, le=65535, description="Airflow's API server and UI on 127.0.0.1."
+    )
+    api_port: int = Field(
+        default=catalog.DEFAULT_PORTS.api, ge=1, le=65535, description="The prediction API on 127.0.0.1."
+    )
+    localstack_port: int = Field(
+        default=catalog.DEFAULT_PORTS.localstack,
+        ge=1,
+        le=65535,
+        description="LocalStack's gateway (the Lambda's Function URL and REST API) on 127.0.0.1.",
+    )
     localstack_lambda_port: int = Field(
         default=4610,
         ge=1,
@@ -78,19 +96,39 @@ class StackSettings(BaseSettings):
     )
 
     # SeaweedFS' internal servers (all on 127.0.0.1, each with a gRPC port at +10000).
-    seaweed_master_port: int = Field(default=9333, ge=1, le=65535 - GRPC_OFFSET)
-    seaweed_volume_port: int = Field(default=9334, ge=1, le=65535 - GRPC_OFFSET)
-    seaweed_filer_port: int = Field(default=9335, ge=1, le=65535 - GRPC_OFFSET)
-    seaweed_admin_port: int = Field(default=9336, ge=1, le=65535 - GRPC_OFFSET)
+    seaweed_master_port: int = Field(
+        default=9333,
+        ge=1,
+        le=65535 - GRPC_OFFSET,
+        description="SeaweedFS' master server (and its gRPC port, + 10000).",
+    )
+    seaweed_volume_port: int = Field(
+        default=9334,
+        ge=1,
+        le=65535 - GRPC_OFFSET,
+        description="SeaweedFS' volume server (and its gRPC port, + 10000).",
+    )
+    seaweed_filer_port: int = Field(
+        default=9335,
+        ge=1,
+        le=65535 - GRPC_OFFSET,
+        description="SeaweedFS' filer server (and its gRPC port, + 10000).",
+    )
+    seaweed_admin_port: int = Field(
+        default=9336,
+        ge=1,
+        le=65535 - GRPC_OFFSET,
+        description="SeaweedFS' admin server (and its gRPC port, + 10000).",
+    )
     # MinIO's console (only with s3_backend="minio").
-    minio_console_port: int = Field(default=9001, ge=1, le=65535)
+    minio_console_port: int = Field(default=9001, ge=1, le=65535, description="MinIO's console (s3_backend=minio).")
 
     s3_backend: Literal["seaweedfs", "minio"] = Field(
         default="seaweedfs", description="'minio' needs a `minio` server binary on PATH."
     )
 
     # Per-service switches. Postgres and S3 are always on.
-    enable_mlflow: bool = True
+    enable_mlflow: bool = Field(default=True, description="The MLflow server (tracking and registry).")
     enable_airflow: bool = Field(default=True, description="The four Airflow components (and `db migrate`).")
     enable_api: bool | None = Field(
         default=None, description="Prediction API; None = on when api/main.py exists in the repository."
@@ -104,7 +142,9 @@ class StackSettings(BaseSettings):
         description="LocalStack's venvs (Python 3.13) and the Lambda runtime's (3.12): tools, shared by stacks.",
     )
 
-    airflow_parallelism: int = Field(default=4, ge=1)
+    airflow_parallelism: int = Field(
+        default=4, ge=1, description="Task instances Airflow runs at once (its [core] parallelism)."
+    )
     health_timeout_s: float = Field(default=180.0, gt=0, description="Bound on each service's start.")
     stop_timeout_s: float = Field(default=60.0, gt=0, description="Bound on stopping the whole stack.")
     dag_run_stuck_after_s: float = Field(
