@@ -41,9 +41,21 @@ def _print_table(status: dict) -> None:
             f"STUCK DAG run {run['dag_id']} {run['run_id']}: no progress for {run['no_progress_s']} s "
             f"(waiting: {', '.join(run['waiting']) or 'nothing'}); see `make logs ARGS=airflow-scheduler`"
         )
+    _print_ports(status.get("ports") or {})
     eps = status["services"].get(catalog.LOCALSTACK, {}).get("lambda")
     if eps:
         _print_lambda(eps)
+
+
+def _print_ports(ports: dict[str, int]) -> None:
+    """Every port the stack listens on (derived ones too: SeaweedFS' gRPC twins, the Lambda range), compactly."""
+    if not ports:
+        return
+    lambda_ports = sorted(p for owner, p in ports.items() if owner.startswith("localstack lambda environments"))
+    named = [f"{owner} {port}" for owner, port in ports.items() if not owner.startswith("localstack lambda")]
+    if lambda_ports:
+        named.append(f"localstack lambda environments {lambda_ports[0]}-{lambda_ports[-1]}")
+    typer.echo("\nPorts (127.0.0.1; MLOPS_STACK_PORT_OFFSET moves them all): " + ", ".join(named))
 
 
 def _print_lambda(info: dict) -> None:

@@ -34,6 +34,13 @@ SEAWEED_PORT_FIELDS = ("seaweed_master_port", "seaweed_volume_port", "seaweed_fi
 #: Consecutive ports, from ``localstack_lambda_port``, for LocalStack's Lambda execution environments (two
 #: servers each, see infra/localstack/plugin): at most half as many environments run at once.
 LOCALSTACK_LAMBDA_PORTS = 20
+#: Every port setting (what ``port_offset`` moves).
+PORT_FIELDS = (
+    *CATALOG_PORT_FIELDS.values(),
+    *SEAWEED_PORT_FIELDS,
+    "minio_console_port",
+    "localstack_lambda_port",
+)
 
 
 def _default_localstack_envs() -> Path:
@@ -160,8 +167,23 @@ class StackSettings(BaseSettings):
         default=None, description="OS user running Postgres when we are root (initdb refuses root)."
     )
 
+    port_offset: int = Field(
+        default=0,
+        ge=0,
+        le=50000,
+        description="Moves a whole stack: added to every port not set explicitly (services, SeaweedFS' internal "
+        "servers and their gRPC twins, LocalStack's Lambda range), and, unless MLOPS_STACK_STATE_DIR is set, "
+        "the state goes to .stack-<offset>. E.g. 100 for a second stack beside the first.",
+    )
+
     @model_validator(mode="after")
     def _check_ports(self) -> StackSettings:
+        if self.port_offset:
+            for name in PORT_FIELDS:
+                if name not in self.model_fields_set:
+                    setattr(self, name, getattr(self, name) + self.port_offset)
+            if "state_dir" not in self.model_fields_set:
+                self.state_dir = REPO_ROOT / f".stack-{self.port_offset}"
         self.state_dir = self.state_dir.expanduser().absolute()
         self.dags_folder = self.dags_folder.expanduser().absolute()
         self.localstack_envs_dir = self.localstack_envs_dir.expanduser().absolute()

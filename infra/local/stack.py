@@ -276,6 +276,9 @@ class Stack:
         changed. Raises :class:`StackError` naming the service, the check and the log on failure.
         """
         t0 = time.monotonic()
+        if not self.is_running():  # before anything is created or initialised: a taken port fails in a second
+            self._clear_leftovers()
+            self._check_ports_free(self.settings.enabled_services())
         _ctx, services = self._prepare()
         programs = all_programs(services)
         conf, secret_env = render_config(programs, self.paths, self.credentials().values())
@@ -286,16 +289,7 @@ class Stack:
                 self._out("configuration changed: restarting the stack (data is kept)")
                 self.down()
         if not self.is_running():
-            orphans = stack_processes(self.paths)  # before clear_stale: it may use the stale pidfile
-            if orphans:
-                self._out(f"terminating {len(orphans)} orphaned process(es) of a previous run")
-                killed = terminate(orphans)
-                if killed:
-                    self._out(f"had to SIGKILL {killed}")
-            for f in clear_stale(self.paths):
-                self._out(f"removed stale {f}")
-            if postgres.clear_stale_pidfile(self.paths.postgres_data):
-                self._out("removed a stale postmaster.pid")
+            self._clear_leftovers()
             self._check_ports_free(list(services))
             write_secret_files(self.paths, secret_env)
             self.paths.supervisord_conf.write_text(conf)
@@ -319,6 +313,19 @@ class Stack:
         self._out(f"all {len(services)} services healthy in {timings['total']:.1f} s")
         return timings
 
+    def _clear_leftovers(self) -> None:
+        """End orphaned processes of a previous run and remove its stale pid files (the stack is not running)."""
+        orphans = stack_processes(self.paths)  # before clear_stale: it may use the stale pidfile
+        if orphans:
+            self._out(f"terminating {len(orphans)} orphaned process(es) of a previous run")
+            killed = terminate(orphans)
+            if killed:
+                self._out(f"had to SIGKILL {killed}")
+        for f in clear_stale(self.paths):
+            self._out(f"removed stale {f}")
+        if postgres.clear_stale_pidfile(self.paths.postgres_data):
+            self._out("removed a stale postmaster.pid")
+
     def _check_ports_free(self, services: list[str]) -> None:
         """Fail before starting anything if a port of ours is taken (e.g. by another stack on the defaults).
 
@@ -330,7 +337,8 @@ class Stack:
             raise StackError(
                 "port(s) already in use, the stack cannot start:\n"
                 + "\n".join(lines)
-                + "\nstop what uses them or choose other ports (MLOPS_STACK_<NAME>_PORT)"
+                + "\nstop what uses them, or move this stack: MLOPS_STACK_PORT_OFFSET (e.g. 100) moves every "
+                "port and the state directory; MLOPS_STACK_<NAME>_PORT sets one port"
             )
 
     def _ready(self, name: str) -> health.Health:
@@ -616,6 +624,7 @@ class Stack:
             "supervisord": {"running": running, "pid": read_pid(self.paths)},
             "healthy": bool(services) and all(e["healthy"] for e in services.values()),
             "services": services,
+            "ports": self.settings.ports_of(self.services()),  # every port the stack listens on, derived ones too
         }
         if services.get(catalog.AIRFLOW_API, {}).get("healthy"):
             result["dag_runs"] = self._dag_run_health()

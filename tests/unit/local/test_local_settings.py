@@ -163,3 +163,22 @@ def test_ports_of_running_services() -> None:
     assert set(ports.values()) <= set(s.listening_ports().values())
     minio = StackSettings(s3_backend="minio").ports_of([catalog.S3])
     assert minio == {catalog.S3: s.s3_port, "minio console": s.minio_console_port}
+
+
+def test_a_port_offset_moves_the_whole_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One setting: every port (derived ones included) moves by the offset, and so does the state directory."""
+    base = StackSettings()
+    monkeypatch.setenv("MLOPS_STACK_PORT_OFFSET", "100")
+    moved = StackSettings()
+    assert moved.state_dir == REPO_ROOT / ".stack-100"
+    before, after = base.listening_ports(), moved.listening_ports()
+    assert set(before) == set(after)
+    assert all(after[owner] == port + 100 for owner, port in before.items()), after
+    assert not set(before.values()) & set(after.values())  # the two stacks share no port
+
+
+def test_an_explicit_port_or_state_dir_wins_over_the_offset(tmp_path: Path) -> None:
+    """Ports and the state directory set explicitly are taken as they are."""
+    s = StackSettings(port_offset=100, mlflow_port=15001, state_dir=tmp_path)
+    assert s.mlflow_port == 15001 and s.state_dir == tmp_path
+    assert s.api_port == catalog.DEFAULT_PORTS.api + 100

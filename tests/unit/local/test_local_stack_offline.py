@@ -94,3 +94,14 @@ def test_up_says_why_localstack_is_off(tmp_path: Path, monkeypatch: pytest.Monke
     said.clear()
     Stack(StackSettings(state_dir=tmp_path / "s2", enable_localstack=False), out=said.append)._announce_localstack()
     assert said == []
+
+
+def test_up_fails_on_a_busy_port_before_creating_anything(stack: Stack) -> None:
+    """The collision check runs first: no state directory, credentials or database cluster is made."""
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", stack.settings.postgres_port))
+        blocker.listen()
+        with pytest.raises(StackError, match="MLOPS_STACK_PORT_OFFSET"):
+            stack.up()
+    assert not stack.paths.credentials.exists()
+    assert not (stack.paths.postgres_data / "PG_VERSION").exists()
