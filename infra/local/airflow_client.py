@@ -273,3 +273,17 @@ class AirflowClient:
             if time.monotonic() > deadline:
                 raise AirflowError(f"no new run of {dag_id} within {timeout:.0f} s")
             time.sleep(poll_s)
+
+
+def dag_run_health(client: Callable[[], AirflowClient], stuck_after_s: float) -> dict[str, Any]:
+    """Running DAG runs and those without progress for ``stuck_after_s`` (``stuck``), for ``status``.
+
+    Never raises: Airflow's own health is reported elsewhere; an error here is reported as ``error``.
+    """
+    try:
+        with client() as af:
+            running = af.running_dag_runs()
+            stuck = af.stuck_dag_runs(stuck_after_s) if running else []
+    except Exception as e:
+        return {"running": None, "stuck": [], "error": f"{type(e).__name__}: {e}"[:200]}
+    return {"running": len(running), "stuck": stuck, "stuck_after_s": stuck_after_s}

@@ -22,6 +22,7 @@ from pathlib import Path
 from infra import catalog
 from infra.local import postgres
 from infra.local.layout import StatePaths
+from infra.local.service_hooks import ServiceHooks, hooks_for
 from infra.local.settings import REPO_ROOT, StackSettings
 
 #: The virtualenv's bin directory: mlflow, airflow, uvicorn, weed, supervisord live here.
@@ -85,6 +86,11 @@ class LocalService:
     name: str
     program: Program
     jobs_before: tuple[Program, ...] = ()
+    hooks: ServiceHooks | None = None  # how it is checked, what runs once ready; default: hooks_for(name)
+
+    def __post_init__(self) -> None:
+        if self.hooks is None:
+            object.__setattr__(self, "hooks", hooks_for(self.name))
 
 
 @dataclass(frozen=True)

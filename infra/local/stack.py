@@ -18,7 +18,6 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,10 @@ import psutil
 
 from infra import access, catalog
 from infra.local import health, postgres
-from infra.local.airflow_client import AirflowClient, DagRunProgress
+from infra.local.airflow_client import AirflowClient, DagRunProgress, dag_run_health
+from infra.local.errors import StackError, tail
 from infra.local.layout import StatePaths, load_or_create_credentials, write_private
+from infra.local.memory import stack_memory
 from infra.local.ports import listener_of, port_is_free
 from infra.local.programs import (
     BuildContext,
@@ -36,7 +37,10 @@ from infra.local.programs import (
     all_programs,
     build_services,
 )
+from infra.local.provisioning import ensure_buckets, ensure_databases
+from infra.local.service_hooks import HookContext, hooks_for
 from infra.local.settings import StackSettings
+from infra.local.startup import StartupSequence
 from infra.local.supervisor import (
     STOPPED_STATES,
     ProcessInfo,
@@ -60,40 +64,6 @@ PROCESS_STATE_DETAIL = {
     "STOPPED": "stopped",
     "EXITED": "exited",
 }
-#: ``up`` stops waiting for a service that crashed this many times while starting (supervisor would retry on).
-START_CRASHES = 3
-LOG_TAIL_LINES = 25
-
-
-class StackError(RuntimeError):
-    """The stack could not be started or stopped; the message says which service, what and where to look."""
-
-
-@dataclass
-class _Start:
-    """Start-up progress of one service."""
-
-    service: LocalService
-    phase: str = "waiting"  # waiting -> jobs -> starting -> healthy
-    job_index: int = 0
-    started: float = 0.0  # monotonic time the current phase began
-    last: health.Health | None = None
-    ready_hook_done: bool = False
-    job_wall: float = 0.0  # wall-clock time the current job was started
-    crashes: set[float] = field(default_factory=set)  # start times of the instances that exited while starting
-
-
-def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    """Last ``lines`` lines of a text file ('' if it does not exist)."""
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 64 * 1024))
-            data = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(data.splitlines()[-lines:])
 
 
 class Stack:
@@ -341,168 +311,21 @@ class Stack:
                 "port and the state directory; MLOPS_STACK_<NAME>_PORT sets one port"
             )
 
-    def _ready(self, name: str) -> health.Health:
-        """Start-up readiness: the catalog health check, except for Postgres, S3 and LocalStack.
-
-        For those it is the server answering: our databases, buckets and the Lambda are created right after.
-        """
-        creds = self.credentials()
-        if name == catalog.POSTGRES:
-            return health.check_sql(self.topology, creds, ("postgres",))
-        if name == catalog.S3:
-            return health.check_s3(self.topology, creds, ())
-        if name == catalog.LOCALSTACK:
-            from infra.local.localstack_service import localstack_health
-
-            return localstack_health(self.topology)
-        return health.check(name, self.topology, creds)
-
-    def _on_ready(self, name: str) -> None:
-        creds = self.credentials()
-        if name == catalog.POSTGRES:
-            ensure_databases(self.topology, creds)
-        elif name == catalog.S3:
-            ensure_buckets(self.topology, creds)
-        elif name == catalog.MLFLOW:
-            from infra.mlflow_users import ensure_users
-
-            changed = ensure_users(
-                self.topology.url(catalog.MLFLOW),
-                catalog.MLFLOW_ADMIN_USER,
-                creds.mlflow_admin_password,
-                {user: getattr(creds, field) for user, field in catalog.MLFLOW_USERS.items()},
-            )
-            if changed:
-                self._out(f"  mlflow users: {', '.join(changed)}")
-        elif name == catalog.LOCALSTACK and self._lambda_job is not None:
-            self._lambda_job.localstack_ready()  # deploys the Lambda (LocalStack starts empty every time)
-
-    def _started_check(self, name: str) -> health.Health:
-        """Health of a started service during ``up``: LocalStack's waits for the Lambda's deployment."""
-        if name == catalog.LOCALSTACK and self._lambda_job is not None:
-            return self._lambda_job.health()
-        return health.check(name, self.topology, self.credentials())
-
-    def _fail(self, name: str, program: str, what: str, last: health.Health | None, info: ProcessInfo | None):
-        hc = catalog.SERVICES[name].health
-        log = self.paths.log(program)
-        lines = [
-            f"service {name} {what}.",
-            f"  checked: {hc.describe()}"
-            + (f" at {self.topology.url(name, hc.path)}" if catalog.SERVICES[name].port and hc.kind == "http" else ""),
-        ]
-        if last is not None:
-            lines.append(f"  last result: {last.detail}")
-        if info is not None:
-            lines.append(f"  process {program}: {info.state}" + (f" ({info.spawnerr})" if info.spawnerr else ""))
-        lines.append(f"  log: {log}")
-        text = tail(log)
-        if text:
-            lines += [f"--- last lines of {log} ---", text]
-        raise StackError("\n".join(lines))
+    def _hook_context(self, name: str) -> HookContext:
+        """What the service hooks of ``name`` may use (see :mod:`infra.local.service_hooks`)."""
+        return HookContext(name, self.topology, self.credentials(), self._out, self._lambda_job, self.paths.log(name))
 
     def _start_all(self, services: dict[str, LocalService], t0: float) -> dict[str, float]:
-        client = self.supervisor()
-        timeout = self.settings.health_timeout_s
-        starts = {n: _Start(s) for n, s in services.items()}
-        timings: dict[str, float] = {}
-        info = client.all_info()
-        for st in starts.values():  # already running (up twice): no jobs, just the health gate
-            pi = info.get(st.service.program.name)
-            if pi is not None and pi.state in ("RUNNING", "STARTING", "BACKOFF"):
-                st.phase, st.started, st.ready_hook_done = "starting", time.monotonic(), False
-
-        while True:
-            info = client.all_info()
-            progressed = False
-            airflow_doc: dict[str, Any] | None = None
-            for name, st in starts.items():
-                if st.phase == "healthy":
-                    continue
-                prog = st.service.program
-                now = time.monotonic()
-                if st.phase == "waiting":
-                    deps = [d for d in catalog.SERVICES[name].depends_on if d in starts]
-                    if all(starts[d].phase == "healthy" for d in deps):
-                        st.phase, st.started = ("jobs", now) if st.service.jobs_before else ("starting", now)
-                        if st.phase == "jobs":
-                            st.job_wall = time.time()
-                            client.start(st.service.jobs_before[0].name)
-                        else:
-                            client.start(prog.name)
-                        progressed = True
-                    continue
-                if st.phase == "jobs":
-                    job = st.service.jobs_before[st.job_index]
-                    ji = info.get(job.name)
-                    fresh = ji is not None and ji.start >= st.job_wall - 1
-                    if fresh and ji.state == "EXITED" and ji.exitstatus == 0:
-                        st.job_index += 1
-                        if st.job_index < len(st.service.jobs_before):
-                            st.job_wall = time.time()
-                            client.start(st.service.jobs_before[st.job_index].name)
-                        else:
-                            st.phase, st.started = "starting", now
-                            client.start(prog.name)
-                        progressed = True
-                    elif ji is None or (fresh and ji.state in ("FATAL", "BACKOFF", "EXITED")):
-                        status = f"exit status {ji.exitstatus}" if ji else "missing"
-                        self._fail(name, job.name, f"could not start: its job {job.name} failed ({status})", None, ji)
-                    elif now - st.started > timeout:
-                        self._fail(
-                            name, job.name, f"could not start: job {job.name} ran over {timeout:.0f} s", None, ji
-                        )
-                    continue
-                # phase == "starting"
-                pi = info.get(prog.name)
-                if pi is None or pi.state == "FATAL":
-                    self._fail(name, prog.name, "exited during start-up (gave up restarting)", st.last, pi)
-                if pi.state in ("BACKOFF", "EXITED"):  # supervisor restarts it, with a growing back-off
-                    st.crashes.add(pi.start)
-                    if len(st.crashes) >= START_CRASHES:
-                        client.stop(prog.name)
-                        what = f"exited {len(st.crashes)} times during start-up (stopped instead of retrying on)"
-                        self._fail(name, prog.name, what, st.last, pi)
-                if pi.state == "STOPPED":  # e.g. stopped by hand while we were waiting
-                    client.start(prog.name)
-                    continue
-                if pi.state != "RUNNING":
-                    if now - st.started > timeout:
-                        self._fail(name, prog.name, f"did not start within {timeout:.0f} s", st.last, pi)
-                    continue
-                hc = catalog.SERVICES[name].health
-                if hc.kind == "airflow-component":
-                    if airflow_doc is None:
-                        try:
-                            airflow_doc = health.airflow_health(self.topology)
-                        except Exception as e:  # API server restarting: just retry
-                            st.last = health.Health(False, f"Airflow API: {e}")
-                            airflow_doc = {}
-                    result = health.check_airflow_component(self.topology, hc.component, pi.start, airflow_doc)
-                elif not st.ready_hook_done:
-                    result = self._ready(name)
-                    if result.ok:
-                        self._on_ready(name)
-                        st.ready_hook_done = True
-                        result = self._started_check(name)
-                else:
-                    result = self._started_check(name)
-                st.last = result
-                if name == catalog.LOCALSTACK and self._lambda_job is not None and self._lambda_job.failed:
-                    self._fail(name, prog.name, "is up, but the API could not be deployed as a Lambda", result, pi)
-                if result.ok:
-                    st.phase = "healthy"
-                    timings[name] = time.monotonic() - t0
-                    self._out(f"  {name:<22} healthy at {timings[name]:5.1f} s")
-                    progressed = True
-                elif name == catalog.POSTGRES and "password authentication failed" in result.detail:
-                    self._fail(name, prog.name, "rejects the password in credentials.json", result, pi)
-                elif now - st.started > timeout:
-                    self._fail(name, prog.name, f"did not become healthy within {timeout:.0f} s", result, pi)
-            if all(st.phase == "healthy" for st in starts.values()):
-                return timings
-            if not progressed:
-                time.sleep(POLL_S)
+        """Start ``services`` in dependency order, each gated on its health (:mod:`infra.local.startup`)."""
+        sequence = StartupSequence(
+            services,
+            self.supervisor(),
+            self.settings.health_timeout_s,
+            self._hook_context,
+            self.paths.log,
+            self._out,
+        )
+        return sequence.run(t0)
 
     # ------------------------------------------------------------------------------------------------------
     # down / destroy
@@ -633,13 +456,7 @@ class Stack:
 
     def _dag_run_health(self) -> dict[str, Any]:
         """Running DAG runs, and those without progress for ``dag_run_stuck_after_s`` (``stuck``)."""
-        try:
-            with self.airflow(timeout=10.0) as af:
-                running = af.running_dag_runs()
-                stuck = af.stuck_dag_runs(self.settings.dag_run_stuck_after_s) if running else []
-        except Exception as e:  # the API server's health is reported above; this is extra
-            return {"running": None, "stuck": [], "error": f"{type(e).__name__}: {e}"[:200]}
-        return {"running": len(running), "stuck": stuck, "stuck_after_s": self.settings.dag_run_stuck_after_s}
+        return dag_run_health(lambda: self.airflow(timeout=10.0), self.settings.dag_run_stuck_after_s)
 
     def service_status(self, name: str) -> dict[str, Any]:
         """The :meth:`status` entry of one service (same checks, same verdict)."""
@@ -675,14 +492,11 @@ class Stack:
                     airflow_doc["_error"] = str(e)
             # The heartbeat must come from the running process, not from the one it replaced.
             result = health.check_airflow_component(self.topology, hc.component, pi.start, airflow_doc)
-        elif name == catalog.LOCALSTACK:
-            from infra.local import localstack_service
-
-            result, eps = localstack_service.status(self.topology, log_path=self.paths.log(name))
-            if eps is not None:
-                entry["lambda"] = localstack_service.describe_endpoints(eps)
         else:
-            result = health.check(name, self.topology, creds)
+            hooks = hooks_for(name)
+            ctx = HookContext(name, self.topology, creds, log_path=self.paths.log(name))
+            result, extra = hooks.status(ctx)
+            entry.update(extra)
         entry["healthy"] = result.ok
         entry["detail"] = result.detail
         return entry
@@ -730,26 +544,9 @@ class Stack:
                 raise StackError(str(e)) from e
 
     def memory(self) -> dict[str, Any]:
-        """Proportional set size (PSS) of supervisord's process tree, in MB: total and by program."""
+        """Proportional set size (PSS) of the stack's processes, in MB: total and by program."""
         pid = read_pid(self.paths)
-        if pid is None:
-            return {"total_mb": 0.0, "by_program": {}, "processes": 0}
-
-        def pss(p: psutil.Process) -> float:
-            try:
-                return p.memory_full_info().pss / 2**20
-            except psutil.Error:
-                return 0.0
-
-        root = psutil.Process(pid)
-        by_program: dict[str, float] = {"supervisord": pss(root)}
-        count = 1
-        names = {i.pid: n for n, i in self.supervisor().all_info().items() if i.pid}
-        for child in root.children():
-            tree = [child, *child.children(recursive=True)]
-            count += len(tree)
-            by_program[names.get(child.pid, f"pid {child.pid}")] = round(sum(pss(p) for p in tree), 1)
-        return {"total_mb": round(sum(by_program.values()), 1), "by_program": by_program, "processes": count}
+        return stack_memory(pid, self.supervisor() if pid is not None else None)
 
     # ------------------------------------------------------------------------------------------------------
     # Airflow helpers
@@ -784,64 +581,6 @@ class Stack:
         """Wait for a run to end, reporting run and task-instance states live; returns the final state."""
         with self.airflow() as af:
             return af.wait_for_dag_run(dag_id, run_id, timeout=timeout, poll_s=poll_s, on_progress=on_progress)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Post-start provisioning (idempotent)
-# ---------------------------------------------------------------------------------------------------------
-def ensure_databases(topo: catalog.Topology, creds: catalog.Credentials) -> list[str]:
-    """Create the catalog's databases that do not exist yet (returns those), with their roles and settings.
-
-    Each database is owned by its role, the only one allowed to connect (:func:`infra.access.postgres_roles_sql`).
-    """
-    from psycopg2 import sql
-
-    conn = health.pg_connect(topo, creds, "postgres")
-    conn.autocommit = True
-    created = []
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT datname FROM pg_database")
-            existing = {r[0] for r in cur.fetchall()}
-            for db in catalog.DATABASES:
-                if db not in existing:
-                    cur.execute(
-                        sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                            sql.Identifier(db), sql.Identifier(catalog.POSTGRES_USER)
-                        )
-                    )
-                    created.append(db)
-            for statement in access.postgres_roles_sql(access.role_passwords(creds)):  # holds passwords: not logged
-                cur.execute(statement)
-            for db in catalog.DATABASES:
-                for statement in catalog.database_settings_sql(db):  # names and values from the catalog
-                    cur.execute(statement)
-    finally:
-        conn.close()
-    for db in catalog.DATABASES:  # objects a stack made before the roles existed change hands
-        conn = health.pg_connect(topo, creds, db)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(access.adopt_objects_sql(db))
-        finally:
-            conn.close()
-    return created
-
-
-def ensure_buckets(topo: catalog.Topology, creds: catalog.Credentials) -> list[str]:
-    """Create the catalog's buckets that do not exist yet; returns those created."""
-    s3 = health.s3_client(topo, creds, timeout=10)
-    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-    created = []
-    for bucket in catalog.BUCKETS:
-        if bucket not in existing:
-            try:
-                s3.create_bucket(Bucket=bucket)
-            except s3.exceptions.BucketAlreadyOwnedByYou:
-                continue
-            created.append(bucket)
-    return created
 
 
 __all__ = ["Program", "Stack", "StackError", "StackSettings", "ensure_buckets", "ensure_databases", "tail"]
