@@ -9,7 +9,7 @@ through the Function URL:
   same through the REST API (v1) and straight to the API process (uvicorn).
 
 All of it is LocalStack's control plane plus the project's local-process executor: the function runs as a
-``python3.12 -m awslambdaric`` process on this machine, not in AWS's Amazon Linux image (see the README).
+``python3.12 -m awslambdaric`` process on this machine, not in AWS's Amazon Linux image (see ``docs/lambda.md``).
 
 Stack: by default the one ``MLOPS_STACK_*`` names (``make up`` first); ``--isolated`` starts a temporary
 stack on free ports without Airflow, trains a quick champion with the ML library (few trials) and

@@ -1,6 +1,6 @@
 """Pulumi program: the MLOps platform on Docker, plus LocalStack with the prediction API as a Lambda.
 
-Run through the Pulumi CLI (``Pulumi.yaml`` has ``main: infra/``); see the README's Pulumi section. Everything is
+Run through the Pulumi CLI (``Pulumi.yaml`` has ``main: infra/``); see ``docs/pulumi-docker.md``. Everything is
 defined in :mod:`infra.components`; this file only reads the config, builds the platform and exports.
 """
 

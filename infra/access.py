@@ -11,7 +11,7 @@ and renders it for the servers that enforce it:
 * MLflow: :data:`MLFLOW_PERMISSIONS` (its basic-auth app: ``default_permission = READ`` for every user who
   logged in; what a user creates is theirs to manage), applied by :mod:`infra.mlflow_users`.
 
-:func:`access_table` is the README's security table, so the table cannot drift from what is enforced.
+:func:`access_table` is the security table of ``docs/security.md``, so the table cannot drift from what is enforced.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def role_passwords(creds: catalog.Credentials) -> dict[str, str]:
 
 
 def access_table() -> str:
-    """The README's security table (Markdown): every principal, where, and what it may do."""
+    """The security table of docs/security.md (Markdown): every principal, where, and what it may do."""
     rows = ["| Principal | Where | May |", "| --- | --- | --- |"]
     for user, what in POSTGRES_USERS.items():
         rows.append(f"| `{user}` | Postgres | {what} |")

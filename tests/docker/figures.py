@@ -1,7 +1,7 @@
 """Figures the Docker tier measures (build, up, training, restart, destroy, memory), printed at the end.
 
 Tests call :func:`record`; the tier's conftest prints :func:`summary` in pytest's terminal summary, so
-every run of ``make test-docker`` ends with the same table (quoted in the README with its date).
+every run of ``make test-docker`` ends with the same table (quoted in ``docs/pulumi-docker.md`` with its date).
 """
 
 from __future__ import annotations

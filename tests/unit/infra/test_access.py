@@ -18,7 +18,7 @@ CREDS = catalog.Credentials.generate()
 def test_every_s3_identity_has_grants_and_users() -> None:
     assert set(access.S3_GRANTS) == set(catalog.S3_IDENTITIES) == set(access.S3_USERS)
     assert all(set(grants) <= set(catalog.BUCKETS) for grants in access.S3_GRANTS.values())
-    # the services' least privilege, as the README states it
+    # the services' least privilege, as docs/security.md states it
     assert access.S3_GRANTS["api"][catalog.MLFLOW_BUCKET] == (access.READ, access.LIST)
     assert access.WRITE not in access.S3_GRANTS["lambda"].get(catalog.SERVING_BUCKET, ())
     assert catalog.LAKE_BUCKET not in access.S3_GRANTS["api"]
@@ -69,6 +69,6 @@ def test_each_service_env_uses_its_own_logins() -> None:
     assert CREDS.postgres_password not in every and CREDS.s3_secret_key not in every
 
 
-def test_the_readme_security_table_is_the_access_model() -> None:
-    """The README's table is generated from infra/access.py: it cannot drift from what is enforced."""
-    assert access.access_table() in (REPO / "README.md").read_text()
+def test_the_documented_security_table_is_the_access_model() -> None:
+    """The table of docs/security.md is generated from infra/access.py: it cannot drift from what is enforced."""
+    assert access.access_table() in (REPO / "docs" / "security.md").read_text()

@@ -185,7 +185,7 @@ def test_aws_provider_points_only_at_localstack(run_name: str, endpoint: str, re
 def test_program_references_the_documented_zip_path() -> None:
     pulumi_dev = (REPO / "Pulumi.dev.yaml").read_text()
     assert f"lambdaZip: {LAMBDA.zip_path}" in pulumi_dev
-    assert "make lambda-zip" in (REPO / "README.md").read_text()
+    assert "make lambda-zip" in (REPO / "docs" / "pulumi-docker.md").read_text()
 
 
 def test_function_url_output_uses_the_published_port() -> None:

@@ -220,7 +220,7 @@ def test_named_volumes_are_mounted_and_pulumi_managed(dev_run: ProgramRun) -> No
     volumes = {r.inputs["name"]: r for r in dev_run.of_type("docker:index/volume:Volume")}
     assert set(volumes) == {f"{PREFIX}-pgdata", f"{PREFIX}-s3data", f"{PREFIX}-airflow-logs"}
     for volume in volumes.values():
-        # README (Pulumi section): deleted by `pulumi destroy` together with the generated passwords.
+        # docs/pulumi-docker.md: deleted by `pulumi destroy` together with the generated passwords.
         assert not volume.retain_on_delete and not volume.protect
     mounts = {
         service_of(c): {(v.get("volumeName"), v["containerPath"]) for v in c.inputs.get("volumes", [])}
@@ -351,12 +351,12 @@ def test_credential_outputs_are_secret_and_others_hold_no_secret(dev_run: Progra
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Stack outputs documented in the README
+# Stack outputs documented in docs/pulumi-docker.md
 # ---------------------------------------------------------------------------------------------------------
 def documented_outputs() -> dict[str, tuple[bool, str]]:
-    """Output name -> (secret, when) from the "Stack outputs" table of the README."""
-    text = (REPO / "README.md").read_text()
-    section = text.split("### Stack outputs", 1)[1].split("\n### ", 1)[0]
+    """Output name -> (secret, when) from the "Stack outputs" table of docs/pulumi-docker.md."""
+    text = (REPO / "docs" / "pulumi-docker.md").read_text()
+    section = text.split("\n## Stack outputs\n", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `([A-Za-z0-9]+)` \| (yes|no) \| (\w+) \|", section, flags=re.MULTILINE)
     return {name: (secret == "yes", when) for name, secret, when in rows}
 
