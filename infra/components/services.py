@@ -436,6 +436,30 @@ class StackServices:
         return self.images[service] in BUILT_IMAGES
 
 
+def _airflow_specs(
+    topo: catalog.Topology, settings: MLSettings, commands: dict[str, list[str]]
+) -> dict[str, ContainerSpec]:
+    """The Airflow components' containers; the API server's is preceded by ``airflow db migrate``."""
+    migrate = Job(
+        "airflow-migrate",
+        command=catalog.AIRFLOW_MIGRATE_COMMAND,
+        env=lambda v: catalog.airflow_env(topo, v.creds, AIRFLOW_PATHS, settings),
+        check=health.for_job(["CMD", "airflow", "db", "check"], catalog.SERVICES[catalog.POSTGRES].health),
+    )
+    return {
+        service: ContainerSpec(
+            service,
+            env=functools.partial(airflow_env, service, topo, settings),
+            command=commands[service],
+            mounts=[Mount(AIRFLOW_LOGS_DIR, volume="airflow-logs")],
+            jobs_before=[migrate] if service == catalog.AIRFLOW_API else [],
+            # The API server alone would not need MLflow; the tasks the components run do.
+            after=(catalog.MLFLOW,),
+        )
+        for service in AIRFLOW_COMPONENTS
+    }
+
+
 def stack_services(config: StackConfig, topo: catalog.Topology) -> StackServices:
     """The container spec of every catalog service for this stack configuration."""
     settings = config.ml_settings()
@@ -481,22 +505,7 @@ def stack_services(config: StackConfig, topo: catalog.Topology) -> StackServices
             wait=True,  # the Lambda's AWS resources are created through it
         ),
     }
-    migrate = Job(
-        "airflow-migrate",
-        command=catalog.AIRFLOW_MIGRATE_COMMAND,
-        env=lambda v: catalog.airflow_env(topo, v.creds, AIRFLOW_PATHS, settings),
-        check=health.for_job(["CMD", "airflow", "db", "check"], catalog.SERVICES[catalog.POSTGRES].health),
-    )
-    for service in AIRFLOW_COMPONENTS:
-        specs[service] = ContainerSpec(
-            service,
-            env=functools.partial(airflow_env, service, topo, settings),
-            command=commands[service],
-            mounts=[Mount(AIRFLOW_LOGS_DIR, volume="airflow-logs")],
-            jobs_before=[migrate] if service == catalog.AIRFLOW_API else [],
-            # The API server alone would not need MLflow; the tasks the components run do.
-            after=(catalog.MLFLOW,),
-        )
+    specs.update(_airflow_specs(topo, settings, commands))
     images = {
         catalog.POSTGRES: config.images.postgres,
         catalog.S3: config.images.minio,

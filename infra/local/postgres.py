@@ -18,6 +18,8 @@ import re
 import shutil
 import stat
 import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -197,6 +199,37 @@ def initdb(
     if result.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
         raise RuntimeError(f"initdb failed (exit {result.returncode}); see {log}:\n{tail}")
+
+
+def ensure_cluster(
+    root: Path,
+    data_dir: Path,
+    password: str,
+    initdb_log: Path,
+    out: Callable[[str], None],
+    bin_dir: Path | None = None,
+    configured_user: str | None = None,
+) -> tuple[PgBinaries, pwd.struct_passwd | None]:
+    """The binaries and OS user for the cluster in ``data_dir``, created (initdb) if there is none yet.
+
+    Raises :class:`~infra.local.errors.StackError` if ``data_dir`` holds something that is not a cluster.
+    """
+    from infra.local.errors import StackError
+
+    pg_user = os_user(configured_user)
+    binaries = find_binaries(data_dir, bin_dir)
+    if pg_user is not None:
+        changed = ensure_traversable(root, pg_user)
+        if changed:
+            out(f"made {', '.join(map(str, changed))} searchable (o+x) for OS user {pg_user.pw_name}")
+        os.chown(root, pg_user.pw_uid, pg_user.pw_gid)
+    if not (data_dir / "PG_VERSION").exists():
+        if data_dir.exists() and any(data_dir.iterdir()):
+            raise StackError(f"{data_dir} is neither empty nor a Postgres cluster: `destroy` the stack")
+        t = time.monotonic()
+        initdb(binaries, root, data_dir, password, pg_user, initdb_log)
+        out(f"initdb ({binaries.origin} PostgreSQL {binaries.major}) in {time.monotonic() - t:.1f} s")
+    return binaries, pg_user
 
 
 def clear_stale_pidfile(data_dir: Path) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 import psutil
 
 from infra import access, catalog
-from infra.local import health, postgres
+from infra.local import postgres
 from infra.local.airflow_client import AirflowClient, DagRunProgress, dag_run_health
 from infra.local.errors import StackError, tail
 from infra.local.layout import StatePaths, load_or_create_credentials, write_private
@@ -38,11 +38,12 @@ from infra.local.programs import (
     build_services,
 )
 from infra.local.provisioning import ensure_buckets, ensure_databases
-from infra.local.service_hooks import HookContext, hooks_for
+from infra.local.service_hooks import HookContext
+from infra.local.service_status import service_health
 from infra.local.settings import StackSettings
+from infra.local.shutdown import remove_seaweed_sockets, stop_in_waves
 from infra.local.startup import StartupSequence
 from infra.local.supervisor import (
-    STOPPED_STATES,
     ProcessInfo,
     SupervisorClient,
     clear_stale,
@@ -56,14 +57,6 @@ from infra.local.supervisor import (
 )
 
 POLL_S = 0.25
-#: What ``status`` says about a program that is not RUNNING (supervisor's process states).
-PROCESS_STATE_DETAIL = {
-    "STARTING": "starting",
-    "BACKOFF": "restarting: it exited and supervisor retries with a growing back-off (see its log)",
-    "FATAL": "gave up restarting (see its log); `make up` starts it again",
-    "STOPPED": "stopped",
-    "EXITED": "exited",
-}
 
 
 class Stack:
@@ -193,22 +186,15 @@ class Stack:
         if catalog.AIRFLOW_API in services and not s.dags_folder.is_dir():
             raise StackError(f"DAG folder {s.dags_folder} does not exist (MLOPS_STACK_DAGS_FOLDER)")
 
-        # Postgres: binaries, OS user, cluster.
-        pg_user = postgres.os_user(s.postgres_os_user)
-        binaries = postgres.find_binaries(p.postgres_data, s.postgres_bin_dir)
-        if pg_user is not None:
-            changed = postgres.ensure_traversable(p.postgres, pg_user)
-            if changed:
-                self._out(f"made {', '.join(map(str, changed))} searchable (o+x) for OS user {pg_user.pw_name}")
-            os.chown(p.postgres, pg_user.pw_uid, pg_user.pw_gid)
-        if not (p.postgres_data / "PG_VERSION").exists():
-            if p.postgres_data.exists() and any(p.postgres_data.iterdir()):
-                raise StackError(f"{p.postgres_data} is neither empty nor a Postgres cluster: `destroy` the stack")
-            t = time.monotonic()
-            postgres.initdb(
-                binaries, p.postgres, p.postgres_data, creds.postgres_password, pg_user, p.log("postgres-initdb")
-            )
-            self._out(f"initdb ({binaries.origin} PostgreSQL {binaries.major}) in {time.monotonic() - t:.1f} s")
+        binaries, pg_user = postgres.ensure_cluster(
+            p.postgres,
+            p.postgres_data,
+            creds.postgres_password,
+            p.log("postgres-initdb"),
+            self._out,
+            bin_dir=s.postgres_bin_dir,
+            configured_user=s.postgres_os_user,
+        )
 
         # Derived secret files (mode 0600), rewritten from credentials.json on every up.
         airflow_paths = p.airflow_paths(s.dags_folder)
@@ -317,15 +303,10 @@ class Stack:
 
     def _start_all(self, services: dict[str, LocalService], t0: float) -> dict[str, float]:
         """Start ``services`` in dependency order, each gated on its health (:mod:`infra.local.startup`)."""
-        sequence = StartupSequence(
-            services,
-            self.supervisor(),
-            self.settings.health_timeout_s,
-            self._hook_context,
-            self.paths.log,
-            self._out,
+        timeout = self.settings.health_timeout_s
+        return StartupSequence(services, self.supervisor(), timeout, self._hook_context, self.paths.log, self._out).run(
+            t0
         )
-        return sequence.run(t0)
 
     # ------------------------------------------------------------------------------------------------------
     # down / destroy
@@ -345,7 +326,7 @@ class Stack:
         pid = read_pid(self.paths)
         client = self.supervisor()
         if pid is not None and client.ping():
-            self._stop_programs(client)
+            stop_in_waves(client, self.settings.stop_timeout_s, self._out)
             client.shutdown()
             try:
                 psutil.Process(pid).wait(timeout=30)
@@ -366,51 +347,10 @@ class Stack:
             if killed:
                 self._out(f"had to SIGKILL {killed}")
         clear_stale(self.paths)
-        self._remove_seaweed_sockets()
+        remove_seaweed_sockets(self.settings)
         elapsed = time.monotonic() - t0
         self._out(f"stopped in {elapsed:.1f} s")
         return elapsed
-
-    def _stop_programs(self, client: SupervisorClient) -> None:
-        """Stop in waves: a service stops once everything depending on it has stopped; jobs first."""
-        deadline = time.monotonic() + self.settings.stop_timeout_s
-        info = client.all_info()
-        running = {n for n, i in info.items() if i.state not in STOPPED_STATES}
-        while running:
-            wave = [
-                n
-                for n in running
-                if n not in catalog.SERVICES
-                or not any(n in catalog.SERVICES[m].depends_on for m in running if m in catalog.SERVICES)
-            ]
-            t = time.monotonic()
-            for n in wave:
-                client.stop(n)
-            while True:
-                info = client.all_info()
-                left = [n for n in wave if info[n].state not in STOPPED_STATES]
-                if not left:
-                    self._out(f"  stopped {', '.join(sorted(wave))} in {time.monotonic() - t:.1f} s")
-                    break
-                if time.monotonic() > deadline:
-                    self._out(f"stop timeout: {left} still running; supervisord will kill them")
-                    return
-                time.sleep(POLL_S)
-            running -= set(wave)
-
-    def _remove_seaweed_sockets(self) -> None:
-        """Remove SeaweedFS' gRPC sockets of our ports if a kill left them behind.
-
-        ``weed mini`` (4.48) hard-codes them as /tmp/seaweedfs-<server>-grpc-<port>.sock and removes them on
-        a clean stop.
-        """
-        if self.settings.s3_backend != "seaweedfs":
-            return
-        for server, (_http, grpc) in self.settings.seaweed_ports().items():
-            sock = Path(f"/tmp/seaweedfs-{server}-grpc-{grpc}.sock")
-            with contextlib.suppress(OSError):
-                if sock.is_socket():
-                    sock.unlink()
 
     def destroy(self) -> None:
         """Stop the stack and delete its state directory (see :meth:`_destroy`)."""
@@ -471,45 +411,14 @@ class Stack:
         creds: catalog.Credentials | None,
         airflow_doc: dict[str, Any],
     ) -> dict[str, Any]:
-        """State, check and verdict of one service; ``airflow_doc`` caches Airflow's health document."""
-        hc = catalog.SERVICES[name].health
-        entry: dict[str, Any] = {
-            "state": pi.state if pi else "NOT STARTED",
-            "pid": pi.pid if pi and pi.pid else None,
-            "uptime_s": round(time.time() - pi.start, 1) if pi and pi.state == "RUNNING" else None,
-            "check": hc.describe(),
-            "log": str(self.paths.log(name)),
-        }
-        if catalog.SERVICES[name].port:
-            entry["url"] = self.topology.url(name)
-        if pi is None or pi.state != "RUNNING" or creds is None:
-            result = health.Health(False, PROCESS_STATE_DETAIL.get(pi.state if pi else "", "process not running"))
-        elif hc.kind == "airflow-component":
-            if not airflow_doc:
-                try:
-                    airflow_doc.update(health.airflow_health(self.topology))
-                except Exception as e:
-                    airflow_doc["_error"] = str(e)
-            # The heartbeat must come from the running process, not from the one it replaced.
-            result = health.check_airflow_component(self.topology, hc.component, pi.start, airflow_doc)
-        else:
-            hooks = hooks_for(name)
-            ctx = HookContext(name, self.topology, creds, log_path=self.paths.log(name))
-            result, extra = hooks.status(ctx)
-            entry.update(extra)
-        entry["healthy"] = result.ok
-        entry["detail"] = result.detail
-        return entry
+        """State, check and verdict of one service (:func:`infra.local.service_status.service_health`)."""
+        return service_health(name, pi, creds, self.topology, self.paths.log(name), airflow_doc)
 
     def lambda_endpoints(self) -> dict[str, dict[str, Any]]:
-        """Where the API deployed as a Lambda answers; ``{}`` unless LocalStack runs with the function deployed.
+        """Where the API deployed as a Lambda answers: ``{"function_url": {...}, "rest_v1": {...}}``, or ``{}``.
 
-        ``{"function_url": {...}, "rest_v1": {...}}``, each with ``url`` (the endpoint: the Function URL
-        ``http://<id>.lambda-url.us-east-1.localhost:<port>/``, curl and browsers resolve ``*.localhost``; the
-        REST API stage ``http://127.0.0.1:<port>/restapis/<id>/prod/_user_request_``), ``base_url`` and
-        ``headers`` (send the API's paths there, e.g. with httpx: the Function URL's base is
-        ``http://127.0.0.1:<port>`` with its ``Host`` header), ``predict_url`` and a ``curl`` command; see
-        :func:`infra.local.localstack_service.client_endpoints`.
+        Each with ``url``, ``base_url`` and ``headers``, ``predict_url`` and a ``curl`` command (see
+        :func:`infra.local.localstack_service.client_endpoints`); ``{}`` unless the function is deployed.
         """
         if catalog.LOCALSTACK not in self.services() or not self.is_running():
             return {}

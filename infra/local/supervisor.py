@@ -102,6 +102,38 @@ def split_env(
     return secret, public
 
 
+def _program_section(
+    prog: Program, priority: int, paths: StatePaths, env: dict[str, str], secrets: list[str]
+) -> list[str]:
+    """The ``[program:...]`` section of one program (its public environment only)."""
+    for arg in prog.command:
+        if _is_secret(arg, secrets):
+            raise ConfigError(f"program {prog.name}: a secret would appear on its command line")
+    command = shlex.join(prog.command).replace("%", "%%")
+    return [
+        f"[program:{prog.name}]",
+        f"command={command}",
+        f"directory={prog.directory or paths.root}",
+        *([f"user={prog.user}"] if prog.user else []),
+        *([f"environment={_env_line(env)}"] if env else []),
+        f"priority={priority}",
+        "autostart=false",
+        f"autorestart={'false' if prog.oneshot else 'true'}",
+        f"startsecs={0 if prog.oneshot else prog.startsecs}",
+        f"startretries={min(prog.startretries, ONESHOT_START_RETRIES) if prog.oneshot else prog.startretries}",
+        "exitcodes=0",
+        f"stopsignal={prog.stopsignal}",
+        f"stopwaitsecs={prog.stopwaitsecs}",
+        f"stopasgroup={'true' if prog.stopasgroup else 'false'}",
+        "killasgroup=true",
+        "redirect_stderr=true",
+        f"stdout_logfile={paths.log(prog.log_name)}",
+        "stdout_logfile_maxbytes=20MB",
+        "stdout_logfile_backups=2",
+        "",
+    ]
+
+
 def render_config(
     programs: list[Program], paths: StatePaths, secrets: list[str]
 ) -> tuple[str, dict[str, dict[str, str]]]:
@@ -141,33 +173,7 @@ def render_config(
         "",
     ]
     for index, prog in enumerate(programs):
-        for arg in prog.command:
-            if _is_secret(arg, secrets):
-                raise ConfigError(f"program {prog.name}: a secret would appear on its command line")
-        command = shlex.join(prog.command).replace("%", "%%")
-        log = paths.log(prog.log_name)
-        lines += [
-            f"[program:{prog.name}]",
-            f"command={command}",
-            f"directory={prog.directory or paths.root}",
-            *([f"user={prog.user}"] if prog.user else []),
-            *([f"environment={_env_line(public[prog.name])}"] if public[prog.name] else []),
-            f"priority={(index + 1) * 10}",
-            "autostart=false",
-            f"autorestart={'false' if prog.oneshot else 'true'}",
-            f"startsecs={0 if prog.oneshot else prog.startsecs}",
-            f"startretries={min(prog.startretries, ONESHOT_START_RETRIES) if prog.oneshot else prog.startretries}",
-            "exitcodes=0",
-            f"stopsignal={prog.stopsignal}",
-            f"stopwaitsecs={prog.stopwaitsecs}",
-            f"stopasgroup={'true' if prog.stopasgroup else 'false'}",
-            "killasgroup=true",
-            "redirect_stderr=true",
-            f"stdout_logfile={log}",
-            "stdout_logfile_maxbytes=20MB",
-            "stdout_logfile_backups=2",
-            "",
-        ]
+        lines += _program_section(prog, (index + 1) * 10, paths, public[prog.name], secrets)
     return "\n".join(lines), secret
 
 
