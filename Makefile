@@ -44,9 +44,10 @@ test-unit: venv ## Run the fast unit tests only
 test-integration: venv ## Run the integration tests only
 	$(PY) -m pytest -m integration
 
-lint: venv ## ruff check and format check
+lint: venv ## ruff check and format check, then mypy (strict on ml/ and api/; settings in pyproject.toml)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 format: venv ## Apply ruff fixes and formatting
 	$(PY) -m ruff check --fix .
@@ -91,4 +92,4 @@ bench: venv ## Run all benchmarks (they print figures)
 	$(PY) bench/stack.py
 
 clean: ## Remove the virtualenv and caches (not the stack's data)
-	rm -rf $(VENV) .tools .pytest_cache .ruff_cache
+	rm -rf $(VENV) .tools .pytest_cache .ruff_cache .mypy_cache

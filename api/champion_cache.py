@@ -46,9 +46,12 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from api.registry_client import ModelRef
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client  # boto3-stubs[s3] (dev dependency): types only
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +285,12 @@ class S3Blobs:
     """Blobs as objects under ``s3://bucket/prefix/`` (boto3, imported on first use; short timeouts, one retry)."""
 
     def __init__(
-        self, uri: str, endpoint_url: str | None, connect_timeout: float, read_timeout: float, client: Any = None
+        self,
+        uri: str,
+        endpoint_url: str | None,
+        connect_timeout: float,
+        read_timeout: float,
+        client: S3Client | None = None,
     ) -> None:
         self.bucket, self.prefix = parse_s3_uri(uri)
         self.endpoint_url = endpoint_url
@@ -299,7 +307,7 @@ class S3Blobs:
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def _s3(self) -> Any:
+    def _s3(self) -> S3Client:
         with self._lock:
             if self._client is None:
                 import boto3  # only when a snapshot is read or written: the common path needs no botocore
@@ -550,7 +558,7 @@ def build_cache(
     s3_endpoint_url: str | None,
     timeout_s: float,
     publish: bool,
-    s3_client_factory: Callable[[], Any] | None = None,
+    s3_client_factory: Callable[[], S3Client] | None = None,
 ) -> ChampionCache:
     """The cache of one served model: ``cache_dir/<registry id>/...`` locally, ``s3_uri/...`` on S3 (each optional)."""
     layout = SnapshotLayout(model_name, alias)

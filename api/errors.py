@@ -15,7 +15,7 @@ or log viewer shows what was sent, not what it would do.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -178,7 +178,7 @@ class ErrorList:
         return bool(self.items)
 
 
-def error_items(errors: Iterable[dict[str, Any]], prefix: Sequence[str | int] = ("body",)) -> list[dict[str, Any]]:
+def error_items(errors: Iterable[Mapping[str, Any]], prefix: Sequence[str | int] = ("body",)) -> list[dict[str, Any]]:
     """Pydantic error dicts -> 422 detail items, with ``loc`` prefixed and a readable ``field``."""
     items = []
     for err in errors:

@@ -83,12 +83,13 @@ def _skops_io() -> ModuleType:
     import sklearn.utils
 
     original = sklearn.utils.all_estimators
-    sklearn.utils.all_estimators = lambda *args, **kwargs: []  # type: ignore[assignment]
+    sklearn.utils.all_estimators = lambda *args, **kwargs: []
     try:
         import skops.io
     finally:
-        sklearn.utils.all_estimators = original  # type: ignore[assignment]
-    return skops.io
+        sklearn.utils.all_estimators = original
+    io_module: ModuleType = skops.io  # skops ships no type information
+    return io_module
 
 
 def warm_imports() -> None:

@@ -32,9 +32,12 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.settings import ApiSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client  # boto3-stubs[s3] (dev dependency): types only
 
 ALIAS_PATH = "/api/2.0/mlflow/registered-models/alias"
 LOGGED_MODEL_PATH = "/api/2.0/mlflow/logged-models/"
@@ -99,7 +102,7 @@ class MlflowRegistry:
         elif settings.tracking_username and settings.tracking_password is not None:
             pair = f"{settings.tracking_username}:{settings.tracking_password.get_secret_value()}"
             self._headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        self._s3: Any = None
+        self._s3: S3Client | None = None
 
     @property
     def description(self) -> str:

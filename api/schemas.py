@@ -62,7 +62,7 @@ def _field(feature: FeatureSpec) -> tuple[Any, Any]:
         annotation = bool
         common.update(strict=True)
     else:
-        annotation = Literal[tuple(feature.categories or ())]  # type: ignore[valid-type]
+        annotation = Literal[tuple(feature.categories or ())]
     if feature.nullable:
         return annotation | None, Field(default=None, **common)
     return annotation, Field(**common)
@@ -83,8 +83,9 @@ def record_model(spec: DatasetSpec) -> type[BaseModel]:
         validate_by_name=False,
         serialize_by_alias=True,
     )
-    fields = {f"f{i}": _field(feature) for i, feature in enumerate(spec.features)}
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    # Values typed Any: mypy matches a ** mapping against create_model's named parameters (__config__, ...) too.
+    fields: dict[str, Any] = {f"f{i}": _field(feature) for i, feature in enumerate(spec.features)}
+    return create_model(
         f"{_camel(spec.name)}Record",
         __config__=config,
         __doc__=f"One input record of {spec.title}. {spec.description}",

@@ -37,7 +37,7 @@ class _WithoutPandas:
 
 
 if "pandas" not in sys.modules:
-    sys.meta_path.insert(0, _WithoutPandas())  # type: ignore[arg-type]
+    sys.meta_path.insert(0, _WithoutPandas())
 
 #: gunicorn settings (module-level names are read as settings by ``--config python:api.server``).
 worker_class = "uvicorn_worker.UvicornWorker"

@@ -43,7 +43,8 @@ def confusion_matrix_figure(model: Any, x: np.ndarray, y: np.ndarray, spec: Data
     labels = [spec.target.negative_class, spec.target.positive_class]
     display = metrics.ConfusionMatrixDisplay.from_predictions(y, model.predict(x), display_labels=labels)
     display.ax_.set_title("Confusion matrix (test split)")
-    return display.figure_
+    figure: Figure = display.figure_  # scikit-learn ships no type information
+    return figure
 
 
 def roc_curve_figure(model: Any, x: np.ndarray, y: np.ndarray, spec: DatasetSpec) -> Figure:
@@ -52,7 +53,8 @@ def roc_curve_figure(model: Any, x: np.ndarray, y: np.ndarray, spec: DatasetSpec
         y, model.predict_proba(x)[:, 1], name=f"P({spec.target.positive_class})"
     )
     display.ax_.set_title("ROC curve (test split)")
-    return display.figure_
+    figure: Figure = display.figure_  # scikit-learn ships no type information
+    return figure
 
 
 def optimisation_history_figure(study: optuna.Study) -> Figure:
@@ -60,8 +62,12 @@ def optimisation_history_figure(study: optuna.Study) -> Figure:
     trials = [t for t in study.trials if t.state is optuna.trial.TrialState.COMPLETE]
     trials.sort(key=lambda t: t.number)
     figure, axis = plt.subplots(figsize=(7, 4))
-    numbers = [t.number for t in trials]
-    values = [t.value for t in trials]
+    numbers: list[int] = []
+    values: list[float] = []
+    for t in trials:
+        if t.value is not None:  # always set on a complete trial of a single-objective study
+            numbers.append(t.number)
+            values.append(t.value)
     axis.scatter(numbers, values, s=12, alpha=0.6, label="trial")
     axis.plot(numbers, np.maximum.accumulate(values) if values else [], color="C1", label="best so far")
     axis.set_xlabel("trial")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pandas as pd
@@ -28,12 +28,15 @@ from botocore.exceptions import ClientError
 
 from ml.settings import S3Settings
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client  # boto3-stubs[s3] (dev dependency): types only
+
 
 class LakeError(RuntimeError):
     """An S3 operation failed; the message names the bucket, key and the S3 error."""
 
 
-def s3_client(settings: S3Settings | None = None) -> Any:
+def s3_client(settings: S3Settings | None = None) -> S3Client:
     """Create a boto3 S3 client for any S3 API (path-style addressing, bounded retries and timeouts)."""
     settings = settings or S3Settings()
     return boto3.client(
@@ -56,7 +59,7 @@ class Lake:
     """A bucket of the data lake with typed helpers (bytes, JSON, CSV, Parquet)."""
 
     bucket: str
-    client: Any
+    client: S3Client
 
     @classmethod
     def from_env(cls, bucket: str) -> Lake:
@@ -119,7 +122,8 @@ class Lake:
 
     def get_json(self, key: str) -> dict[str, Any]:
         """Read a JSON document."""
-        return json.loads(self.get_bytes(key))
+        document: dict[str, Any] = json.loads(self.get_bytes(key))
+        return document
 
     def put_parquet(self, key: str, frame: pd.DataFrame) -> str:
         """Write a DataFrame as Parquet (types preserved, no index)."""

@@ -514,7 +514,8 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
     client = _client(settings)
     parent = client.get_run(handle.parent_run_id)
     if MODEL_ID_TAG in parent.data.tags:
-        return json.loads(parent.data.tags["mlops.result"])
+        done: dict[str, Any] = json.loads(parent.data.tags["mlops.result"])
+        return done
     study = _load_study(handle, settings, settings.tuning_workers)  # its own seed, after the workers'
     budget = trial_budget(study, settings.n_trials)  # a study attribute: one storage read
     train, test, manifest = load_split(spec, lake, handle.split_manifest)
@@ -540,6 +541,9 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
             f"see the child runs of MLflow run {handle.parent_run_id}"
         )
     best = study.best_trial
+    best_value = best.value
+    if best_value is None:  # a complete trial of a single-objective study always has a value
+        raise RuntimeError(f"study {handle.study_name}: the best trial {best.number} has no value")
     model = build_pipeline(spec, estimator_from_params(best.params, settings.seed, probability=True))
     model.fit(x_train, y_train)
     holdout = evaluate.holdout_metrics(model, x_test, y_test)
@@ -552,7 +556,7 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
         mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
         mlflow.log_metrics(
             {
-                "best_cv_score": float(best.value),
+                "best_cv_score": float(best_value),
                 "best_cv_std": float(np.std(folds)),
                 "best_trial": best.number,
                 "trials_counted": tally.counted,  # = n_trials = the number of child runs
@@ -586,7 +590,7 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
                 "data_version": handle.data_version,
                 "schema_hash": spec.fingerprint(),
                 "metric": settings.metric,
-                "cv_score": float(best.value),
+                "cv_score": float(best_value),
                 "test_metrics": holdout,
                 "family": best.params["family"],
             },
@@ -598,7 +602,7 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
             "data_version": handle.data_version,
             "family": best.params["family"],
             "best_params": best.params,
-            "cv_score": float(best.value),
+            "cv_score": float(best_value),
             "test_metrics": holdout,
         }
         mlflow.set_tags({MODEL_ID_TAG: info.model_id, "mlops.result": json.dumps(result)})

@@ -13,6 +13,7 @@ extra thread competes with the event loop for the GIL. Their memory is handed ba
 from __future__ import annotations
 
 import threading
+from collections.abc import MutableMapping
 from typing import Any
 
 import numpy as np
@@ -108,7 +109,7 @@ async def predict(request: Request) -> Response:
 
 
 def _answer_batch(
-    bundle: ModelBundle, body: bytes | bytearray, max_batch: int, metrics: ApiMetrics, scope: dict[str, Any]
+    bundle: ModelBundle, body: bytes | bytearray, max_batch: int, metrics: ApiMetrics, scope: MutableMapping[str, Any]
 ) -> Response:
     """Validate and predict a batch body (in the thread pool for large bodies)."""
     try:
@@ -122,7 +123,7 @@ def _answer_batch(
 
 
 def _answer_large_batch(
-    bundle: ModelBundle, body: bytes | bytearray, max_batch: int, metrics: ApiMetrics, scope: dict[str, Any]
+    bundle: ModelBundle, body: bytes | bytearray, max_batch: int, metrics: ApiMetrics, scope: MutableMapping[str, Any]
 ) -> Response:
     """:func:`_answer_batch` for a large body, in a worker thread, one at a time; its memory is then released."""
     with LARGE_BODY_LOCK:

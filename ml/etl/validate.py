@@ -148,7 +148,9 @@ def check_frame(raw: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.
     return valid, quarantined
 
 
-def validate(spec: DatasetSpec, lake: Lake, max_invalid_fraction: float, raw_manifest_key: str | None = None) -> dict:
+def validate(
+    spec: DatasetSpec, lake: Lake, max_invalid_fraction: float, raw_manifest_key: str | None = None
+) -> dict[str, Any]:
     """Validate the newest landed raw data (or the given manifest); write validated rows and quarantine.
 
     Returns the validation report (also written as ``report.json``). Raises
