@@ -519,6 +519,9 @@ def api_env(topo: Topology, creds: Credentials, settings: MLSettings | None = No
     settings = settings or MLSettings()
     return {
         **API_ALLOCATOR_ENV,
+        # gunicorn titles its processes (setproctitle), which by default overwrites /proc/<pid>/environ:
+        # keep the environment inspectable (ops, the secrets-isolation test) and the title short instead.
+        "SPT_NOENV": "1",
         **s3_client_env(topo, creds, "api"),
         **mlflow_client_env(creds, "api"),
         "MLFLOW_TRACKING_URI": topo.url(MLFLOW),

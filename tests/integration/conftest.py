@@ -100,6 +100,15 @@ def up_stack(stack: Stack) -> Stack:
 
 
 @pytest.fixture(scope="session")
+def test_dag_run(stack: Stack, test_dag_id: str) -> str:
+    """A successful run of the tiny test DAG on the session stack (its task logs exist); returns its run id."""
+    stack.up()
+    run_id = stack.trigger_dag(test_dag_id)
+    assert stack.wait_for_dag_run(test_dag_id, run_id, timeout=300) == "success"
+    return run_id
+
+
+@pytest.fixture(scope="session")
 def trained_stack(stack: Stack) -> tuple[Stack, QuickstartResult]:
     """The session stack after what ``make up`` does: both DAGs run, a champion registered and served."""
     return stack, quickstart.run(stack, out=lambda msg: print(f"[up] {msg}", flush=True))

@@ -38,7 +38,8 @@ def test_credentials_file_is_private_and_reused(up_stack: Stack) -> None:
         assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
 
 
-def test_no_secret_in_logs_or_supervisord_conf(up_stack: Stack) -> None:
+def test_no_secret_in_logs_or_supervisord_conf(up_stack: Stack, test_dag_run: str) -> None:
+    """No credential in any log (services' and the test DAG's task logs) or in supervisord's config."""
     paths = up_stack.paths
     scanned = [
         paths.supervisord_conf,
@@ -64,7 +65,10 @@ def test_no_secret_on_any_command_line(up_stack: Stack) -> None:
     root = psutil.Process(up_stack.supervisord_pid())
     secrets = up_stack.credentials().values()
     for proc in [root, *root.children(recursive=True)]:
-        cmdline = " ".join(proc.cmdline())
+        try:
+            cmdline = " ".join(proc.cmdline())
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):  # ended meanwhile (e.g. a finished task process)
+            continue
         assert not any(v in cmdline for v in secrets), proc.name()
 
 
