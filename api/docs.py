@@ -90,23 +90,35 @@ _LOAD_SPEC = """\
         });
     }"""
 
-_SWAGGER_PAGE = """\
+_PAGE = """\
 <!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
-  {csp}
-  <title>{title} - Swagger UI</title>
-  {favicon}
-  <link rel="stylesheet" href="{css}">
+  {{csp}}
+  <title>{{title}} - {viewer}</title>
+  {{favicon}}
+  {head}
 </head>
 <body>
-  <div id="swagger-ui" data-api-root="{root}" data-openapi-url="{openapi}"></div>
-  <noscript>This page needs JavaScript; the API description itself is <a href="{openapi}">openapi.json</a>.</noscript>
-  <script src="{js}"></script>
+  <div id="{holder}" data-api-root="{{root}}" data-openapi-url="{{openapi}}"></div>
+  <noscript>This page needs JavaScript; the API description itself is <a href="{{openapi}}">openapi.json</a>.</noscript>
+  <script src="{{js}}"></script>
   <script>
-{load_spec}
+{{load_spec}}
+{start}
+  </script>
+</body>
+</html>
+"""
+"""The page of either viewer; its own parts (``viewer``, ``head``, ``holder``, ``start``) are filled in first."""
+
+_SWAGGER_PAGE = _PAGE.format(
+    viewer="Swagger UI",
+    head='<link rel="stylesheet" href="{css}">',
+    holder="swagger-ui",
+    start="""\
     loadSpec(document.getElementById("swagger-ui")).then(function (spec) {{
       window.ui = SwaggerUIBundle({{
         spec: spec,
@@ -119,37 +131,19 @@ _SWAGGER_PAGE = """\
         displayRequestDuration: true,
         validatorUrl: null
       }});
-    }});
-  </script>
-</body>
-</html>
-"""
+    }});""",
+)
 
-_REDOC_PAGE = """\
-<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  {csp}
-  <title>{title} - ReDoc</title>
-  {favicon}
-  <style>body {{ margin: 0; padding: 0; }}</style>
-</head>
-<body>
-  <div id="redoc" data-api-root="{root}" data-openapi-url="{openapi}"></div>
-  <noscript>This page needs JavaScript; the API description itself is <a href="{openapi}">openapi.json</a>.</noscript>
-  <script src="{js}"></script>
-  <script>
-{load_spec}
+_REDOC_PAGE = _PAGE.format(
+    viewer="ReDoc",
+    head="<style>body {{ margin: 0; padding: 0; }}</style>",
+    holder="redoc",
+    start="""\
     const holder = document.getElementById("redoc");
     loadSpec(holder).then(function (spec) {{
       Redoc.init(spec, {{}}, holder);
-    }});
-  </script>
-</body>
-</html>
-"""
+    }});""",
+)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +41,16 @@ PORT_FIELDS = (
     "minio_console_port",
     "localstack_lambda_port",
 )
+
+
+def _seaweed_port(default: int, server: str) -> Any:
+    """The field of a SeaweedFS internal server's port (room left for its gRPC twin)."""
+    return Field(
+        default=default,
+        ge=1,
+        le=65535 - GRPC_OFFSET,
+        description=f"SeaweedFS' {server} server (and its gRPC port, + {GRPC_OFFSET}).",
+    )
 
 
 def _default_localstack_envs() -> Path:
@@ -103,30 +113,10 @@ class StackSettings(BaseSettings):
     )
 
     # SeaweedFS' internal servers (all on 127.0.0.1, each with a gRPC port at +10000).
-    seaweed_master_port: int = Field(
-        default=9333,
-        ge=1,
-        le=65535 - GRPC_OFFSET,
-        description="SeaweedFS' master server (and its gRPC port, + 10000).",
-    )
-    seaweed_volume_port: int = Field(
-        default=9334,
-        ge=1,
-        le=65535 - GRPC_OFFSET,
-        description="SeaweedFS' volume server (and its gRPC port, + 10000).",
-    )
-    seaweed_filer_port: int = Field(
-        default=9335,
-        ge=1,
-        le=65535 - GRPC_OFFSET,
-        description="SeaweedFS' filer server (and its gRPC port, + 10000).",
-    )
-    seaweed_admin_port: int = Field(
-        default=9336,
-        ge=1,
-        le=65535 - GRPC_OFFSET,
-        description="SeaweedFS' admin server (and its gRPC port, + 10000).",
-    )
+    seaweed_master_port: int = _seaweed_port(9333, "master")
+    seaweed_volume_port: int = _seaweed_port(9334, "volume")
+    seaweed_filer_port: int = _seaweed_port(9335, "filer")
+    seaweed_admin_port: int = _seaweed_port(9336, "admin")
     # MinIO's console (only with s3_backend="minio").
     minio_console_port: int = Field(default=9001, ge=1, le=65535, description="MinIO's console (s3_backend=minio).")
 
@@ -263,14 +253,17 @@ class StackSettings(BaseSettings):
     def listening_ports(self) -> dict[str, int]:
         """Every port this stack may listen on, by owner (for collision checks and port allocation)."""
         ports = {f"{name} ({field})": getattr(self, field) for name, field in CATALOG_PORT_FIELDS.items()}
-        if self.s3_backend == "seaweedfs":
-            for server, (http, grpc) in self.seaweed_ports().items():
-                if server != "s3":
-                    ports[f"seaweedfs {server}"] = http
-                ports[f"seaweedfs {server} grpc"] = grpc
-        else:
-            ports["minio console"] = self.minio_console_port
-        ports.update(self._lambda_port_owners())
+        return ports | self._s3_internal_ports() | self._lambda_port_owners()
+
+    def _s3_internal_ports(self) -> dict[str, int]:
+        """The S3 server's own other ports: SeaweedFS' internal servers and gRPC twins, or MinIO's console."""
+        if self.s3_backend != "seaweedfs":
+            return {"minio console": self.minio_console_port}
+        ports = {}
+        for server, (http, grpc) in self.seaweed_ports().items():
+            if server != "s3":
+                ports[f"seaweedfs {server}"] = http
+            ports[f"seaweedfs {server} grpc"] = grpc
         return ports
 
     def _lambda_port_owners(self) -> dict[str, int]:
@@ -280,13 +273,7 @@ class StackSettings(BaseSettings):
         """The ports the given services listen on when running, by owner (internal S3 ports included)."""
         ports = {n: getattr(self, CATALOG_PORT_FIELDS[p]) for n in services if (p := catalog.SERVICES[n].port)}
         if catalog.S3 in services:
-            if self.s3_backend == "seaweedfs":
-                for server, (http, grpc) in self.seaweed_ports().items():
-                    if server != "s3":
-                        ports[f"seaweedfs {server}"] = http
-                    ports[f"seaweedfs {server} grpc"] = grpc
-            else:
-                ports["minio console"] = self.minio_console_port
+            ports.update(self._s3_internal_ports())
         if catalog.LOCALSTACK in services:
             ports.update(self._lambda_port_owners())
         return ports
