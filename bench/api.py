@@ -41,7 +41,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +52,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(REPO))
 
 from ml.settings import MLSettings  # noqa: E402  (light: pydantic only)
+from tests.support.ports import free_port  # noqa: E402  (these three: the standard library only)
+from tests.support.processes import stop_process  # noqa: E402
+from tests.support.waiting import wait_http  # noqa: E402
 
 CPUS = {"server": 0, "client": 1}  # chosen at start: the server gets the idler CPU (see choose_cpus)
 THREADS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -208,20 +210,6 @@ def minimal_app(model_dir: Path) -> Any:
 # ---------------------------------------------------------------------------------------------------------
 # Servers
 # ---------------------------------------------------------------------------------------------------------
-def _wait(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited ({proc.returncode}); log {log}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status < 300:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} not up in {timeout:.0f} s (log {log})")
-
-
 class Server:
     """A server process pinned to the server CPU."""
 
@@ -233,22 +221,15 @@ class Server:
             self.proc = subprocess.Popen(
                 cmd, env=full_env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_pin(CPUS["server"])
             )
-        _wait(f"http://127.0.0.1:{port}{health}", self.proc, log)
+        wait_http(f"http://127.0.0.1:{port}{health}", 180, self.proc, log, interval=0.3)
 
     def stop(self) -> None:
         """Terminate the server (and wait)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc, 20)
 
 
 def start_servers(env: dict[str, str], model_name: str, model_dir: Path, logs: Path) -> dict[str, Server]:
     """Our API, mlflow models serve and the minimal endpoint, each on a free port."""
-    from tests.integration.api.api_stack import free_port
-
     uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--workers", "1", "--no-access-log"]
     servers: dict[str, Server] = {}
     port = free_port()
@@ -333,7 +314,8 @@ def provision(work: Path, n_trials: int) -> tuple[dict[str, str], str, Any]:
             if key in os.environ:
                 env[key] = os.environ[key]
         return env, os.environ.get("MLOPS_BENCH_MODEL_NAME", "breast_cancer_classifier"), None
-    from tests.integration.api.api_stack import start_registry_stack, train_champion
+    from tests.integration.api.api_stack import train_champion
+    from tests.support.mlflow_server import start_registry_stack
 
     stack = start_registry_stack(work / "registry")
     name = "bench_breast_cancer"

@@ -283,7 +283,7 @@ def main_bench(args: argparse.Namespace) -> int:
         results["cpus"] = bench_api.choose_cpus(True)
         client_cpu = bench_api.CPUS["client"]
         from infra.catalog import API_ALLOCATOR_ENV  # as the stacks run it
-        from tests.integration.api.api_stack import free_port
+        from tests.support.ports import free_port
 
         port = free_port()
         server_env = (

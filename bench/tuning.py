@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
 
-from bench._servers import start_mlflow, start_moto  # noqa: E402
+from tests.support.mlflow_server import start_mlflow_server  # noqa: E402
+from tests.support.moto_s3 import start_moto_s3  # noqa: E402
 
 REFERENCE = {"logged_s": 37.5, "bare_s": 17.8}  # the course's reference search, 250 trials, this machine
 TARGET_LOGGED_S, TARGET_RATIO = 20.0, 1.25
@@ -45,16 +46,16 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-tuning-"))
     servers = []
     if "AWS_ENDPOINT_URL_S3" not in os.environ:
-        moto, endpoint = start_moto()
+        moto, endpoint = start_moto_s3()
         servers.append(moto)
         os.environ.update(
             AWS_ENDPOINT_URL_S3=endpoint, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
             AWS_DEFAULT_REGION="us-east-1",
         )  # fmt: skip
-    mlflow_proc = None
+    mlflow_server = None
     if "MLFLOW_TRACKING_URI" not in os.environ:
-        mlflow_proc, url = start_mlflow(root)
-        os.environ["MLFLOW_TRACKING_URI"] = url
+        mlflow_server = start_mlflow_server(root)
+        os.environ["MLFLOW_TRACKING_URI"] = mlflow_server.url
     os.environ.update(
         MLOPS_OPTUNA_STORAGE=args.storage or f"sqlite:///{root}/optuna.db",
         MLOPS_N_TRIALS=str(args.trials), MLOPS_CV_FOLDS=str(args.folds),
@@ -97,8 +98,8 @@ def main() -> None:
     print(f"medians of {args.repeats}: bare {bare:.1f} s, logged {logged:.1f} s")
     print(f"logged search: {logged:.1f} s (target <= {TARGET_LOGGED_S:.0f} s; reference {REFERENCE['logged_s']} s)")
     print(f"per-trial logging cost: {(logged - bare) / args.trials * 1000:.1f} ms (reference 80-90 ms)")
-    if mlflow_proc:
-        mlflow_proc.terminate()
+    if mlflow_server:
+        mlflow_server.stop()
     for server in servers:
         server.stop()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,46 +27,18 @@ from infra.localstack import lambda_zip
 from ml.settings import MLSettings
 from ml.spec import get_spec
 from tests.docker import replay
+from tests.support.ports import free_ports
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "mlops-dtier"
 HOST_PORT_KEYS = ("postgres", "s3", "s3Console", "mlflow", "airflow", "api", "localstack")
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports that nothing listens on now (the kernel's choice)."""
-    socks, ports = [], []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-            ports.append(s.getsockname()[1])
-    finally:
-        for s in socks:
-            s.close()
-    return ports
-
-
 def _docker_time(stamp: str) -> float:
     """Epoch seconds of a Docker timestamp (RFC 3339 with nanoseconds)."""
     head, _, frac = stamp.rstrip("Z").partition(".")
     return datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp() + float(f"0.{frac or 0}")
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout_s: float, poll_s: float = 2.0) -> Any:
-    """Call ``check`` until it returns something truthy; fail with the last error after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    last = ""
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except Exception as e:  # not yet: remember why
-            last = f"{type(e).__name__}: {e}"
-        time.sleep(poll_s)
-    raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}" + (f" (last: {last})" if last else ""))
 
 
 @dataclass
@@ -234,9 +205,11 @@ class DockerStack:
         """Seconds until Docker reports every service container healthy."""
         t0 = time.monotonic()
         wait_until(
-            f"all containers healthy ({self.health()})",
             lambda: all(status == "healthy" for status in self.health().values()),
             timeout_s,
+            interval=2.0,
+            what=lambda: f"all containers healthy (now: {self.health()})",
+            ignore=(Exception,),
         )
         return time.monotonic() - t0
 
@@ -334,7 +307,9 @@ class DockerStack:
             r = httpx.get(self.url("api", "/ready"), timeout=10)
             return httpx.get(self.url("api", "/model"), timeout=10).json() if r.status_code == 200 else None
 
-        model = wait_until("the API container to serve the champion", served, timeout_s, poll_s=0.5)
+        model = wait_until(
+            served, timeout_s, interval=0.5, what="the API container to serve the champion", ignore=(Exception,)
+        )
         finished = getattr(self, "training_finished_at", None)
         if finished is not None and "champion_served_after_training_s" not in self.figures:
             self.figures["champion_served_after_training_s"] = max(0.0, time.time() - finished)
@@ -370,7 +345,11 @@ class DockerStack:
         base = f"http://127.0.0.1:{port}"
         try:
             wait_until(
-                "the host API to serve", lambda: httpx.get(f"{base}/ready", timeout=5).status_code == 200, 120, 1
+                lambda: httpx.get(f"{base}/ready", timeout=5).status_code == 200,
+                120,
+                interval=1,
+                what="the host API to serve",
+                ignore=(Exception,),
             )
             yield base
         finally:

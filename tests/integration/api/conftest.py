@@ -19,14 +19,8 @@ import pytest
 
 from api import lambda_build
 from infra.catalog import CHAMPION_CACHE_URI
-from tests.integration.api.api_stack import (
-    REPO,
-    ApiProcess,
-    RegistryStack,
-    start_api,
-    start_registry_stack,
-    train_champion,
-)
+from tests.integration.api.api_stack import REPO, ApiProcess, start_api, train_champion
+from tests.support.mlflow_server import RegistryStack, start_registry_stack
 
 ADMIN_KEY = "integration-admin-key"
 CHAMPION_MODEL = "api_it_breast_cancer"

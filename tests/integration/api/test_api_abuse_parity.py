@@ -20,8 +20,10 @@ import orjson
 import pytest
 
 from tests.datasets import breast_cancer_record
-from tests.integration.api.api_stack import ApiProcess, RegistryStack, start_api, wait_http
+from tests.integration.api.api_stack import ApiProcess, start_api
 from tests.integration.api.conftest import CHAMPION_MODEL, api_env
+from tests.support.mlflow_server import RegistryStack
+from tests.support.waiting import wait_http
 from tests.unit.api.lambda_events import event, response_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

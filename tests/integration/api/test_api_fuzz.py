@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.api.api_stack import wait_http
 from tests.integration.api.conftest import ADMIN_KEY, StartApi
+from tests.support.waiting import wait_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

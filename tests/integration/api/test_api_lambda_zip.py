@@ -18,10 +18,10 @@ import pytest
 
 from api import docs, lambda_build
 from tests.datasets import breast_cancer_record
-from tests.integration.api.api_stack import RegistryStack
 from tests.integration.api.browser import chromium_page, require_chromium
 from tests.integration.api.conftest import ADMIN_KEY, CHAMPION_MODEL, api_env
 from tests.integration.api.docs_browser import check_docs, rest_v1_gateway, served_api
+from tests.support.mlflow_server import RegistryStack
 from tests.unit.api.lambda_events import EVENT_KINDS, event, response_body, response_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

@@ -34,8 +34,11 @@ import pytest
 from api.champion_cache import SnapshotLayout
 from infra.catalog import CHAMPION_CACHE_URI
 from tests.datasets import breast_cancer_record
-from tests.integration.api.api_stack import QUIET, REPO, ApiProcess, RegistryStack, free_port
+from tests.integration.api.api_stack import REPO, ApiProcess
 from tests.integration.api.conftest import CHAMPION_MODEL, api_env
+from tests.support.mlflow_server import QUIET, RegistryStack
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 from tests.unit.api.lambda_events import event, response_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -98,15 +101,6 @@ def kill(api: ApiProcess) -> None:
         api.proc.wait(10)
 
 
-def wait_until(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 @contextmanager
 def lambda_environment(code_dir: Path, python: Path, env: dict[str, str], log: Path) -> Iterator[Any]:
     """One execution environment of the built zip (not started: the caller times its start)."""
@@ -135,7 +129,7 @@ def test_a_the_process_answers_every_request_while_mlflow_is_paused(
     api = spawn_api(outage_env(registry_stack, api_root / "a-process-cache"), api_root / "a-process.log")
     try:
         http = httpx.Client(base_url=api.url, timeout=60)
-        wait_until(lambda: _ok(http, "/ready"), 60, "the API to serve")
+        wait_until(lambda: _ok(http, "/ready"), 60, what="the API to serve")
         latencies: list[float] = []
         statuses: set[int] = set()
         noticed: float | None = None
@@ -163,7 +157,7 @@ def test_a_the_process_answers_every_request_while_mlflow_is_paused(
         assert ready["ready"] is True and ready["model"]["version"] == champion["decision"]["version"]
         assert "no answer within 1 s" in ready["registry"]["last_error"]
         assert info["loaded_from"]["kind"] == "registry" and info["registry"]["reachable"] is False
-        wait_until(lambda: http.get("/ready").json()["registry"]["reachable"] is True, 15, "/ready to recover")
+        wait_until(lambda: http.get("/ready").json()["registry"]["reachable"] is True, 15, what="/ready to recover")
         http.close()
     finally:
         kill(api)
@@ -217,7 +211,9 @@ def test_b_a_process_started_while_mlflow_is_paused_serves_the_cached_champion(
                 assert ready["model"]["loaded_from"]["kind"] == "cache"
                 assert ready["model"]["loaded_from"]["location"].startswith(str(cache))
                 assert "champion cache" in ready["message"]
-                wait_until(lambda: http.get("/ready").json()["registry"]["reachable"] is False, 10, "the failed check")
+                wait_until(
+                    lambda: http.get("/ready").json()["registry"]["reachable"] is False, 10, what="the failed check"
+                )
                 assert http.get("/model").json()["registry"]["reachable"] is False
         finally:
             kill(api)
@@ -286,7 +282,9 @@ def test_c_restart_to_serving_with_the_cache(
     try:
         with httpx.Client(base_url=api.url, timeout=10) as http:
             assert http.get("/model").json()["loaded_from"]["kind"] == "cache"
-            wait_until(lambda: http.get("/ready").json()["model"]["registry_confirmed_at"] is not None, 10, "check")
+            wait_until(
+                lambda: http.get("/ready").json()["model"]["registry_confirmed_at"] is not None, 10, what="check"
+            )
             assert http.get("/ready").json()["registry"]["reachable"] is True
     finally:
         kill(api)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -13,19 +11,12 @@ import pytest
 from api.registry_client import MlflowRegistry
 from api.settings import ApiSettings
 from tests.datasets import MIXED_RECORD, breast_cancer_record, mixed_frame, mixed_spec
-from tests.integration.api.api_stack import RegistryStack, train_champion
+from tests.integration.api.api_stack import train_champion
 from tests.integration.api.conftest import ADMIN_KEY, CHAMPION_MODEL, StartApi
+from tests.support.mlflow_server import RegistryStack
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
-
-
-def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def test_rest_shapes_of_the_real_mlflow_server(
@@ -109,7 +100,12 @@ def test_new_champion_with_another_schema_is_swapped_in_without_restart(
     assert second["decision"]["promoted"], second["decision"]
     new_version = second["decision"]["version"]
 
-    _wait(lambda: http.get("/model").json()["version"] == new_version, 30, "the poller to load the new champion")
+    wait_until(
+        lambda: http.get("/model").json()["version"] == new_version,
+        30,
+        interval=0.25,
+        what="the poller to load the new champion",
+    )
     assert api.proc.pid == pid and api.proc.poll() is None  # same process, no restart
     response = http.post("/predict", json=MIXED_RECORD)
     assert response.status_code == 200, response.text
@@ -131,7 +127,12 @@ def test_ready_while_mlflow_is_away_and_back(
     assert http.get("/ready").json()["registry"]["reachable"] is True
     registry_stack.stop_mlflow()
     try:
-        _wait(lambda: http.get("/ready").json()["registry"]["reachable"] is False, 15, "/ready to notice")
+        wait_until(
+            lambda: http.get("/ready").json()["registry"]["reachable"] is False,
+            15,
+            interval=0.25,
+            what="/ready to notice",
+        )
         ready = http.get("/ready")
         assert ready.status_code == 200
         assert "unreachable" in ready.json()["message"] and "cannot reach MLflow" in ready.json()["message"]
@@ -141,7 +142,9 @@ def test_ready_while_mlflow_is_away_and_back(
         assert "mlops_api_registry_reachable 0.0" in http.get("/metrics").text
     finally:
         registry_stack.start_mlflow()
-    _wait(lambda: http.get("/ready").json()["registry"]["reachable"] is True, 15, "/ready to recover")
+    wait_until(
+        lambda: http.get("/ready").json()["registry"]["reachable"] is True, 15, interval=0.25, what="/ready to recover"
+    )
     assert http.post("/model/reload", headers={"X-API-Key": "wrong"}).status_code == 401
     assert http.post("/model/reload", headers=auth).json()["outcome"] == "unchanged"
     http.close()

@@ -19,6 +19,7 @@ import pytest
 from infra import catalog
 from infra.local import Stack, localstack_service
 from infra.localstack.deploy import LambdaEndpoints
+from tests.support.waiting import wait_until
 
 ENDPOINT_NAMES = ("function_url", "rest_v1")
 
@@ -44,15 +45,12 @@ class LambdaStack:
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str | Callable[[], str], interval: float = 1.0) -> float:
-    """Poll ``check`` until true; returns the seconds it took, fails the test after ``timeout``.
+    """Poll ``check`` until true (:func:`tests.support.waiting.wait_until`); returns the seconds it took.
 
     ``what`` names what was awaited; a callable is asked at the time of failure (e.g. for a log's tail).
     """
     started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what() if callable(what) else what}")
-        time.sleep(interval)
+    wait_until(check, timeout, interval, what)
     return time.monotonic() - started
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import time
 import urllib.request
@@ -18,17 +17,11 @@ from botocore.config import Config
 
 from infra.local.settings import StackSettings, localstack_unavailable_reason
 from infra.localstack import venv as lsvenv
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 ENVS_DIR = StackSettings().localstack_envs_dir
 REGION = "us-east-1"
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -33,6 +33,7 @@ from api.main import create_app
 from api.model_store import ModelStore, RefreshResult
 from api.registry_client import MlflowRegistry, ModelRef, RegistryUnavailableError
 from tests.datasets import breast_cancer_record
+from tests.support.moto_s3 import running_moto_s3
 from tests.unit.api.conftest import make_settings
 from tests.unit.api.fakes import FakeRegistry
 from tests.unit.api.lambda_events import LambdaContext, event, response_body
@@ -368,13 +369,8 @@ def test_a_lambda_without_a_model_answers_503_at_once_and_loads_in_the_backgroun
 # ------------------------------------------------------------------------------------------------- S3
 @pytest.fixture(scope="module")
 def moto_s3() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with running_moto_s3() as url:
+        yield url
 
 
 def test_the_s3_store_round_trips_and_reports_outages(moto_s3: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.datasets import MIXED_RECORD, breast_cancer_record
+from tests.support.waiting import wait_until
 from tests.unit.api.conftest import ClientFactory
 from tests.unit.api.fakes import FakeRegistry
 
 pytestmark = pytest.mark.unit
-
-
-def _wait(predicate: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_without_a_model_every_model_route_answers_503_with_a_hint(make_client: ClientFactory) -> None:
@@ -65,7 +56,7 @@ def test_the_first_champion_is_picked_up_by_polling(make_client: ClientFactory, 
     client = make_client(source=registry, poll_interval_s=0.1, retry_interval_s=0.1)
     assert client.post("/predict", json=breast_cancer_record()).status_code == 503
     registry.publish("1", model_dirs["bc_logreg"])
-    _wait(lambda: client.get("/ready").status_code == 200)
+    wait_until(lambda: client.get("/ready").status_code == 200, 10, interval=0.05, what="/ready to answer 200")
     assert client.post("/predict", json=breast_cancer_record()).json()["model"]["version"] == "1"
 
 
@@ -78,7 +69,7 @@ def test_hot_swap_with_a_schema_change_regenerates_validation_and_docs(
     assert client.post("/predict", json=breast_cancer_record()).json()["model"]["version"] == "1"
 
     registry.publish("2", model_dirs["mixed"])  # new champion, other dataset spec
-    _wait(lambda: client.get("/model").json()["version"] == "2")
+    wait_until(lambda: client.get("/model").json()["version"] == "2", 10, interval=0.05, what="version 2 to be served")
 
     # the new schema validates, the old records are refused with the new field names
     response = client.post("/predict", json=MIXED_RECORD)
@@ -144,7 +135,12 @@ def test_ready_reports_the_registry_going_away_and_coming_back(
     assert ready["model"]["version"] == "1" and ready["model"]["artifact_uri"].startswith("file://")
 
     registry.down = True
-    _wait(lambda: client.get("/ready").json()["registry"]["reachable"] is False)
+    wait_until(
+        lambda: client.get("/ready").json()["registry"]["reachable"] is False,
+        10,
+        interval=0.05,
+        what="/ready to report the registry unreachable",
+    )
     response = client.get("/ready")
     assert response.status_code == 200  # still serving the model it has
     body = response.json()
@@ -154,7 +150,12 @@ def test_ready_reports_the_registry_going_away_and_coming_back(
     assert client.post("/predict", json=breast_cancer_record()).status_code == 200
 
     registry.down = False
-    _wait(lambda: client.get("/ready").json()["registry"]["reachable"] is True)
+    wait_until(
+        lambda: client.get("/ready").json()["registry"]["reachable"] is True,
+        10,
+        interval=0.05,
+        what="/ready to report the registry reachable",
+    )
     assert client.get("/ready").json()["registry"]["last_error"] is None
 
 

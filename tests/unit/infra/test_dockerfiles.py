@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import stat
 import subprocess
 import sys
 import tomllib
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -59,6 +60,113 @@ def stages(path: Path) -> list[list[Instruction]]:
             groups.append([])
         groups[-1].append(ins)
     return groups
+
+
+@dataclass
+class Account:
+    """A user created by ``useradd`` in a RUN instruction."""
+
+    name: str
+    uid: str
+    home: str
+    home_created: bool
+
+
+@dataclass
+class Placed:
+    """Where a COPY puts one source of the build context, with the mode and owner it asks for."""
+
+    path: str
+    chmod: str | None
+    chown: str | None
+
+
+@dataclass
+class Image:
+    """What the final stage of a Dockerfile configures (variables resolved as Docker resolves them)."""
+
+    user: str | None = None
+    workdir: str = "/"
+    entrypoint: list[str] | None = None
+    cmd: list[str] | None = None
+    variables: dict[str, str] = field(default_factory=dict)  # ARG defaults and ENV values
+    files: dict[str, Placed] = field(default_factory=dict)  # build-context source -> where it lands
+    accounts: dict[str, Account] = field(default_factory=dict)  # by uid
+
+
+def expand(text: str, variables: dict[str, str]) -> str:
+    """Substitute ``${NAME}`` and ``$NAME`` from ``variables`` (unknown names stay as written)."""
+    pattern = r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)"
+    return re.sub(pattern, lambda m: variables.get(m.group(1) or m.group(2), m.group(0)), text)
+
+
+def _landing(source: str, dest: str, several: bool) -> str:
+    """Docker's COPY rule: a directory's contents go to ``dest``; a file goes into ``dest/`` or becomes ``dest``."""
+    if (REPO / source).is_dir():
+        return dest.rstrip("/") or "/"
+    if dest.endswith("/") or several:
+        return f"{dest.rstrip('/')}/{PurePosixPath(source).name}"
+    return dest
+
+
+def _accounts(command: str) -> list[Account]:
+    """The ``useradd`` invocations of one shell command line (``&&`` lists)."""
+    found = []
+    for part in command.split("&&"):
+        argv = shlex.split(part)
+        if not argv or argv[0] != "useradd":
+            continue
+        options: dict[str, str | bool] = {}
+        rest = argv[1:]
+        while rest:
+            arg = rest.pop(0)
+            if arg in ("--create-home", "-m", "--system", "-r"):
+                options[arg] = True
+            elif arg.startswith("-"):
+                options[arg] = rest.pop(0)
+            else:
+                options["name"] = arg
+        found.append(
+            Account(
+                name=str(options["name"]),
+                uid=str(options.get("--uid", options.get("-u", ""))),
+                home=str(options.get("--home-dir", options.get("-d", f"/home/{options['name']}"))),
+                home_created=bool(options.get("--create-home") or options.get("-m")),
+            )
+        )
+    return found
+
+
+def final_image(path: Path) -> Image:
+    """Evaluate the final stage's instructions: user, working directory, commands, variables, copies, accounts."""
+    image = Image()
+    for ins in stages(path)[-1][1:]:
+        if ins.keyword == "ARG":
+            name, _, default = ins.args.partition("=")
+            image.variables.setdefault(name, expand(default, image.variables))
+        elif ins.keyword == "ENV":
+            for pair in shlex.split(ins.args):
+                name, _, value = pair.partition("=")
+                image.variables[name] = expand(value, image.variables)
+        elif ins.keyword == "USER":
+            image.user = expand(ins.args, image.variables)
+        elif ins.keyword == "WORKDIR":
+            image.workdir = str(PurePosixPath(image.workdir) / expand(ins.args, image.variables))
+        elif ins.keyword in ("ENTRYPOINT", "CMD"):
+            setattr(image, ins.keyword.lower(), list(json.loads(ins.args)))
+        elif ins.keyword == "RUN":
+            for account in _accounts(expand(ins.args, image.variables)):
+                image.accounts[account.uid] = account
+        elif ins.keyword == "COPY":
+            words = expand(ins.args, image.variables).split()
+            flags = dict(w[2:].partition("=")[::2] for w in words if w.startswith("--"))
+            if "from" in flags:
+                continue
+            *sources, dest = [w for w in words if not w.startswith("--")]
+            for source in sources:
+                landing = _landing(source.rstrip("/"), dest, len(sources) > 1)
+                image.files[source.rstrip("/")] = Placed(landing, flags.get("chmod"), flags.get("chown"))
+    return image
 
 
 def hadolint() -> str | None:
@@ -126,12 +234,22 @@ def test_base_images_are_pinned(dockerfile: Path) -> None:
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_final_stage_runs_as_non_root(dockerfile: Path) -> None:
     final = stages(dockerfile)[-1]
-    users = [ins.args for ins in final if ins.keyword == "USER"]
-    assert users, f"{dockerfile.name}: the final stage sets no USER"
-    user = users[-1].split(":")[0]
-    assert user not in ("root", "0"), f"{dockerfile.name}: runs as root"
+    image = final_image(dockerfile)
+    assert image.user, f"{dockerfile.name}: the final stage sets no USER"
+    user = image.user.split(":")[0]
+    assert "$" not in user and user not in ("root", "0"), f"{dockerfile.name}: runs as {image.user}"
     position = max(i for i, ins in enumerate(final) if ins.keyword == "USER")
     assert not [ins for ins in final[position:] if ins.keyword == "RUN"], "RUN after USER: would it need root?"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_final_user_is_created_in_the_image_and_works_in_its_home(dockerfile: Path) -> None:
+    image = final_image(dockerfile)
+    assert image.user is not None
+    uid = image.user.split(":")[0]
+    account = image.accounts.get(uid)
+    assert account is not None, f"{dockerfile.name}: USER {uid} is not created by a useradd of the final stage"
+    assert account.home_created and image.workdir == account.home, (dockerfile.name, account, image.workdir)
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
@@ -199,8 +317,13 @@ def test_api_image_installs_only_the_api_extra_from_the_lock() -> None:
 def test_airflow_image_installs_the_airflow_extra_from_the_lock() -> None:
     commands = uv_commands(DOCKER_DIR / "airflow.Dockerfile")
     assert commands and all("--frozen" in c and "--extra airflow" in c and "--no-dev" in c for c in commands)
-    text = (DOCKER_DIR / "airflow.Dockerfile").read_text()
-    assert "COPY ml /opt/mlops/src/ml" in text and re.search(r"COPY .*dags/ \$\{AIRFLOW_HOME\}/dags/", text)
+    image = final_image(DOCKER_DIR / "airflow.Dockerfile")
+    # The ML library is importable: copied as a package into a PYTHONPATH entry.
+    python_path = image.variables["PYTHONPATH"].split(":")
+    assert image.files["ml"].path in {f"{entry}/ml" for entry in python_path}, image.files["ml"]
+    # The DAGs land in the DAG folder of the component, owned by the user Airflow runs as.
+    dags = image.files["dags"]
+    assert dags.path == docker_services.AIRFLOW_PATHS.dags and dags.chown == f"{docker_services.AIRFLOW_UID}:0"
 
 
 def test_mlflow_image_takes_its_versions_from_the_lock() -> None:
@@ -230,12 +353,15 @@ def test_default_commands_match_the_catalog() -> None:
 
 
 def test_airflow_image_paths_match_the_component() -> None:
-    text = (DOCKER_DIR / "airflow.Dockerfile").read_text()
-    assert f"ARG AIRFLOW_HOME={docker_services.AIRFLOW_PATHS.home}" in text
-    assert f"ARG AIRFLOW_UID={docker_services.AIRFLOW_UID}" in text
-    assert Path(docker_services.AIRFLOW_PATHS.dags).parent == Path(docker_services.AIRFLOW_PATHS.home)
-    assert 'ENTRYPOINT ["/opt/mlops/bin/airflow-entrypoint.sh"]' in text
-    assert docker_services.TRIGGER_SCRIPT == "/opt/mlops/bin/trigger_training.py"
+    image = final_image(DOCKER_DIR / "airflow.Dockerfile")
+    home = docker_services.AIRFLOW_PATHS.home
+    assert image.variables["AIRFLOW_HOME"] == home and image.workdir == home  # what Airflow reads, where it runs
+    assert image.user == docker_services.AIRFLOW_UID and image.accounts[image.user].home == home
+    assert Path(docker_services.AIRFLOW_PATHS.dags).parent == Path(home)
+    # The entrypoint is the repository's script, executable; the trigger job's script is where the job looks.
+    assert image.entrypoint == [image.files["infra/docker/airflow-entrypoint.sh"].path]
+    assert image.files["infra/docker/airflow-entrypoint.sh"].chmod == "0755"
+    assert image.files["infra/docker/trigger_training.py"].path == docker_services.TRIGGER_SCRIPT
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -290,12 +416,14 @@ MLFLOW_ENTRYPOINT = DOCKER_DIR / "mlflow-entrypoint.sh"
 
 
 def test_mlflow_image_paths_match_the_component() -> None:
-    text = (DOCKER_DIR / "mlflow.Dockerfile").read_text()
-    assert 'ENTRYPOINT ["/opt/mlops/bin/mlflow-entrypoint.sh"]' in text
-    assert "COPY --chmod=0755 infra/docker/mlflow-entrypoint.sh infra/mlflow_users.py /opt/mlops/bin/" in text
-    assert docker_services.MLFLOW_USERS_SCRIPT == "/opt/mlops/bin/mlflow_users.py"
+    image = final_image(DOCKER_DIR / "mlflow.Dockerfile")
+    # The entrypoint is the repository's script, executable; the users job's script is where the job looks.
+    assert image.entrypoint == [image.files["infra/docker/mlflow-entrypoint.sh"].path]
+    assert image.files["infra/docker/mlflow-entrypoint.sh"].chmod == "0755"
+    assert image.files["infra/mlflow_users.py"].path == docker_services.MLFLOW_USERS_SCRIPT
     # The auth config file is written at start by the mlflow user, in its home (the WORKDIR).
-    assert "WORKDIR /home/mlflow" in text and docker_services.MLFLOW_AUTH_CONFIG.startswith("/home/mlflow/")
+    assert image.user is not None and image.accounts[image.user].home == image.workdir
+    assert str(PurePosixPath(docker_services.MLFLOW_AUTH_CONFIG).parent) == image.workdir
     assert docker_services.MLFLOW_AUTH_INI_ENV in MLFLOW_ENTRYPOINT.read_text()
 
 

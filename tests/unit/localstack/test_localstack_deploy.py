@@ -17,6 +17,7 @@ import pytest
 
 from infra.lambda_resources import LAMBDA, LambdaSpec, source_code_hash
 from infra.localstack import deploy
+from tests.support.moto_s3 import running_moto_s3
 
 pytestmark = pytest.mark.unit
 
@@ -31,18 +32,8 @@ def _zip(path: Path, marker: str) -> Path:
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with running_moto_s3() as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,74 +2,32 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import mlflow
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ml.lake import Lake
 from ml.settings import MLSettings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.mlflow_server import start_mlflow_server
+from tests.support.moto_s3 import running_moto_s3
 
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """moto's in-process S3 server (fast, in memory, accepts any key): unit tests only."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with running_moto_s3() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``mlflow server`` process with a SQLite backend and local artifacts (proxied)."""
-    root = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
-    env = os.environ | {
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-    }
-    log = (root / "server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-            "--artifacts-destination", str(root / "artifacts"),
-            "--serve-artifacts", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        ],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        raise RuntimeError(f"mlflow server not healthy in 90 s: {(root / 'server.log').read_text()[-2000:]}")
-    yield url
-    proc.terminate()
-    proc.wait(15)
+    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow"), timeout=90)
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture
