@@ -101,3 +101,8 @@ def param_importances_figure(study: optuna.Study, family: str) -> Figure:
     axis.set_title(f"Hyper-parameter importances ({family}, {len(trials)} trials)")
     figure.tight_layout()
     return figure
+
+
+def release(figure: Figure) -> None:
+    """Close ``figure`` once it is saved or logged: pyplot keeps every open figure (and its memory) otherwise."""
+    plt.close(figure)

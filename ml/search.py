@@ -577,6 +577,7 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
             "roc_curve.png": evaluate.roc_curve_figure(model, x_test, y_test, spec),
         }.items():
             mlflow.log_figure(figure, f"figures/{name}")
+            evaluate.release(figure)
         info = mlflow.sklearn.log_model(
             model,
             name=MODEL_ARTIFACT,
