@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from api.fast_pipeline import UnsupportedPipelineError, compile_pipeline, verify
 from api.model_loader import ModelFormatError, load_estimator, parse_mlmodel, sklearn_flavor
 from api.registry_client import ModelRef
 from api.schemas import record_model
+from ml.contracts import ModelMetadata
 from ml.spec import DatasetSpec, FeatureKind, FeatureSpec, SpecError, parse_spec
 
 Row = list[Any]
@@ -73,7 +74,7 @@ class ModelBundle:
     ref: ModelRef
     spec: DatasetSpec
     estimator: Any
-    metadata: dict[str, Any]
+    metadata: ModelMetadata
     mlmodel: dict[str, Any]
     record_model: type[BaseModel]
     batch_adapter: TypeAdapter[list[Any]]
@@ -157,14 +158,10 @@ class ModelBundle:
             "load_seconds": round(self.load_seconds, 3),
             "loaded_from": self.source_origin.as_dict(),
             "inference": self.inference,
-            "family": meta.get("family"),
-            "metrics": {
-                "metric": meta.get("metric"),
-                "cv_score": meta.get("cv_score"),
-                "test": meta.get("test_metrics"),
-            },
-            "data_version": meta.get("data_version"),
-            "schema_hash": meta.get("schema_hash"),
+            "family": meta.family,
+            "metrics": {"metric": meta.metric, "cv_score": meta.cv_score, "test": meta.test_metrics},
+            "data_version": meta.data_version,
+            "schema_hash": meta.schema_hash,
             "classes": dict(zip(self.labels, self.classes, strict=True)),
             "registry_tags": self.ref.tags,
             "mlflow_version": self.mlmodel.get("mlflow_version"),
@@ -238,14 +235,20 @@ def build_bundle(
     started = time.perf_counter()
     mlmodel = parse_mlmodel(mlmodel_bytes)
     flavor = sklearn_flavor(mlmodel)
-    metadata = mlmodel.get("metadata") or {}
-    if "dataset_spec" not in metadata:
+    raw_metadata = mlmodel.get("metadata") or {}
+    if not isinstance(raw_metadata, dict) or "dataset_spec" not in raw_metadata:
         raise ModelFormatError(
             "the model's MLmodel metadata has no 'dataset_spec': log models with ml.search.finish_search "
-            "(mlflow.sklearn.log_model(..., metadata={'dataset_spec': spec, ...}))"
+            "(mlflow.sklearn.log_model(..., metadata=ModelMetadata(dataset_spec=spec, ...).model_dump(mode='json')))"
         )
     try:
-        spec = parse_spec(metadata["dataset_spec"], origin=f"{ref.uri} v{ref.version}")
+        metadata = ModelMetadata.model_validate(raw_metadata)
+    except ValidationError as exc:
+        raise ModelFormatError(
+            f"the model's MLmodel metadata does not match ml.contracts.ModelMetadata: {exc}"
+        ) from None
+    try:
+        spec = parse_spec(metadata.dataset_spec, origin=f"{ref.uri} v{ref.version}")
     except SpecError as exc:
         raise ModelFormatError(str(exc)) from None
     estimator = load_estimator(fetch_model(flavor.filename), flavor)

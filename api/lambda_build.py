@@ -55,7 +55,7 @@ STRIP_DIRS = frozenset({"tests", "__pycache__"})
 #: File suffixes removed anywhere (sources of compiled extensions, headers, stubs).
 STRIP_SUFFIXES = (".pyc", ".pyo", ".pyi", ".pyx", ".pxd", ".pxi", ".c", ".cpp", ".h", ".hpp")
 #: Project files shipped with the code (paths relative to the repository).
-PROJECT_FILES = ("ml/__init__.py", "ml/spec.py")
+PROJECT_FILES = ("ml/__init__.py", "ml/spec.py", "ml/contracts.py")
 
 
 def _run(cmd: list[str]) -> str:

@@ -40,6 +40,7 @@ from api.champion_cache import ChampionCache, Snapshot, SnapshotError, build_cac
 from api.model_loader import MLMODEL, ModelFormatError
 from api.registry_client import MlflowRegistry, ModelNotFoundError, ModelRef, RegistryError, RegistryUnavailableError
 from api.settings import ApiSettings
+from ml.contracts import ModelVersionTags
 
 log = logging.getLogger(__name__)
 
@@ -357,7 +358,7 @@ class ModelStore:
         previous = f" (was version {current.ref.version})" if current is not None else ""
         detail = f"loaded {ref.uri} version {ref.version}{previous} in {bundle.load_seconds:.2f} s"
         log.info(detail)
-        data_version = bundle.metadata.get("data_version") or ref.tags.get("mlops.data_version")
+        data_version = bundle.metadata.data_version or ModelVersionTags.from_tags(ref.tags).data_version
         self.cache.save(ref, files, now, data_version, self.settings.tracking_uri)
         return RefreshResult("loaded", detail, bundle, previous=current)
 

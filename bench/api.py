@@ -51,6 +51,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO))
 
+from ml.contracts import ModelVersionTags  # noqa: E402  (light: pydantic only)
 from ml.settings import MLSettings  # noqa: E402  (light: pydantic only)
 from tests.support.ports import free_port  # noqa: E402  (these three: the standard library only)
 from tests.support.processes import stop_process  # noqa: E402
@@ -337,7 +338,8 @@ def download_model(env: dict[str, str], name: str, target: Path) -> dict[str, An
     target.mkdir(parents=True, exist_ok=True)
     for filename in ("MLmodel", "model.skops"):
         (target / filename).write_bytes(client.fetch(ref, filename))
-    return {"version": ref.version, "family": ref.tags.get("mlops.family"), "artifact_uri": ref.artifact_uri}
+    family = ModelVersionTags.from_tags(ref.tags).family
+    return {"version": ref.version, "family": family, "artifact_uri": ref.artifact_uri}
 
 
 def bodies(model_dir: Path) -> dict[str, bytes]:

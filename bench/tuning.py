@@ -84,7 +84,7 @@ def main() -> None:
             out = run_search(spec, settings, lake, args.workers, log_trials, finish=False, start_method="fork")
             wall = time.perf_counter() - started
             times[log_trials].append(wall)
-            logged_runs = sum(w["child_runs_logged"] for w in out["workers"])
+            logged_runs = sum(w.child_runs_logged for w in out.workers)
             label = "with MLflow child runs" if log_trials else "bare (no logging)"
             print(f"run {repeat + 1}: {label:24s} {wall:7.2f} s  {args.trials / wall:6.1f} trials/s  "
                   f"child runs logged: {logged_runs}")  # fmt: skip

@@ -11,7 +11,8 @@ Runs whenever the ETL updates the **processed** Asset, and can be triggered by h
    model (signature, input example, dataset spec, data version);
 4. `gate` registers it as `challenger` and promotes it to `champion` only if it beats the current one.
 
-Every step is idempotent (the study is named after the DAG run), so retries are safe.
+Every step is idempotent (the study is named after the DAG run), so retries are safe. Tasks pass the typed
+contracts of `ml.contracts` to each other, as JSON XComs.
 Logic lives in `ml.steps`; this file only wires tasks together.
 """
 
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 from common import DEFAULT_ARGS, PROCESSED, SETTINGS, START_DATE
+
+from ml.contracts import SearchPlan, SearchResult
 
 
 @dag(
@@ -44,7 +47,7 @@ def mlops_training() -> None:
         from ml.steps import prepare_step
 
         context = get_current_context()
-        return prepare_step(context["run_id"], int(context["params"]["n_trials"]))
+        return prepare_step(context["run_id"], int(context["params"]["n_trials"])).model_dump(mode="json")
 
     @task
     def workers() -> list[int]:
@@ -56,21 +59,21 @@ def mlops_training() -> None:
         """Run trials on the shared study until the budget is used."""
         from ml.steps import tune_step
 
-        return tune_step(handle, worker)
+        return tune_step(SearchPlan.model_validate(handle), worker).model_dump(mode="json")
 
     @task
     def finish(handle: dict) -> dict:
         """Refit the best trial, evaluate, log the model."""
         from ml.steps import finish_step
 
-        return finish_step(handle)
+        return finish_step(SearchPlan.model_validate(handle)).model_dump(mode="json")
 
     @task
     def gate(result: dict, handle: dict) -> dict:
         """Register as challenger; promote to champion if it wins."""
         from ml.steps import gate_step
 
-        return gate_step(result, handle)
+        return gate_step(SearchResult.model_validate(result), SearchPlan.model_validate(handle)).model_dump(mode="json")
 
     handle = prepare()
     tuned = tune.partial(handle=handle).expand(worker=workers())

@@ -19,10 +19,11 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 import pandas as pd
+import pydantic
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -30,6 +31,8 @@ from ml.settings import S3Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client  # boto3-stubs[s3] (dev dependency): types only
+
+Document = TypeVar("Document", bound=pydantic.BaseModel)
 
 
 class LakeError(RuntimeError):
@@ -124,6 +127,17 @@ class Lake:
         """Read a JSON document."""
         document: dict[str, Any] = json.loads(self.get_bytes(key))
         return document
+
+    def put_model(self, key: str, document: pydantic.BaseModel) -> str:
+        """Write a contract (:mod:`ml.contracts`) as a JSON document."""
+        return self.put_json(key, document.model_dump(mode="json"))
+
+    def get_model(self, key: str, model: type[Document]) -> Document:
+        """Read a JSON document as the contract ``model``; :class:`LakeError` says what is wrong with it."""
+        try:
+            return model.model_validate(self.get_json(key))
+        except (pydantic.ValidationError, ValueError) as exc:
+            raise LakeError(f"{self.uri(key)} is not a valid {model.__name__}: {exc}") from exc
 
     def put_parquet(self, key: str, frame: pd.DataFrame) -> str:
         """Write a DataFrame as Parquet (types preserved, no index)."""

@@ -17,7 +17,6 @@ gate for a model that is already registered reuses its version (idempotent).
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import mlflow
@@ -25,6 +24,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from ml import evaluate
+from ml.contracts import GateDecision, GateTags, ModelVersionTags, SearchResult
 from ml.etl.split import load_split
 from ml.lake import Lake
 from ml.model import to_matrix, to_target
@@ -35,26 +35,7 @@ log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-DECISION_TAG = "gate.decision"
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """Outcome of the gate for one model version."""
-
-    model_name: str
-    version: str
-    promoted: bool
-    reason: str
-    metric: str
-    challenger_score: float
-    champion_score: float | None
-    champion_version: str | None
-    data_version: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict form (for XComs and logs)."""
-        return asdict(self)
+DECISION_TAG = GateTags.tag_key("decision")  # written last: its presence marks the gate as complete
 
 
 def _client(settings: MLSettings) -> MlflowClient:
@@ -77,12 +58,12 @@ def _existing_version(client: MlflowClient, name: str, model_id: str) -> Any | N
     except MlflowException:
         return None
     for version in versions:
-        if version.tags.get("mlops.model_id") == model_id:
+        if ModelVersionTags.from_tags(version.tags).model_id == model_id:
             return version
     return None
 
 
-def register(client: MlflowClient, settings: MLSettings, result: dict[str, Any], spec: DatasetSpec) -> Any:
+def register(client: MlflowClient, settings: MLSettings, result: SearchResult, spec: DatasetSpec) -> Any:
     """Register the search result's model as a new version (or return the version it already has)."""
     name = str(settings.model_name)
     try:
@@ -90,16 +71,16 @@ def register(client: MlflowClient, settings: MLSettings, result: dict[str, Any],
     except MlflowException as exc:
         if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
             raise
-    existing = _existing_version(client, name, result["model_id"])
+    existing = _existing_version(client, name, result.model_id)
     if existing is not None:
         return existing
-    tags = {
-        "mlops.model_id": result["model_id"],
-        "mlops.data_version": result["data_version"],
-        "mlops.family": result["family"],
-        "mlops.schema_hash": spec.fingerprint(),
-    }
-    version = mlflow.register_model(result["model_uri"], name, tags=tags)
+    tags = ModelVersionTags(
+        model_id=result.model_id,
+        data_version=result.data_version,
+        family=result.family,
+        schema_hash=spec.fingerprint(),
+    ).to_tags()
+    version = mlflow.register_model(result.model_uri, name, tags=tags)
     return client.get_model_version(name, version.version)
 
 
@@ -109,7 +90,7 @@ def _score(model_uri: str, x: Any, y: Any, metric: str) -> float:
 
 
 def register_and_gate(
-    result: dict[str, Any], spec: DatasetSpec, settings: MLSettings, lake: Lake, split_manifest: str | None = None
+    result: SearchResult, spec: DatasetSpec, settings: MLSettings, lake: Lake, split_manifest: str | None = None
 ) -> GateDecision:
     """Register ``result`` (from :func:`ml.search.finish_search`), tag it ``challenger`` and run the gate."""
     client = _client(settings)
@@ -138,7 +119,7 @@ def register_and_gate(
         if champion_score is None:
             promoted = challenger_score >= settings.min_champion_score
             reason = (
-                f"champion v{champion.version} cannot be scored on data {manifest['data_version']}; "
+                f"champion v{champion.version} cannot be scored on data {manifest.data_version}; "
                 f"challenger {metric} {challenger_score:.4f} vs minimum {settings.min_champion_score:.4f}"
             )
         else:
@@ -160,18 +141,20 @@ def register_and_gate(
         challenger_score=challenger_score,
         champion_score=champion_score,
         champion_version=str(champion.version) if champion is not None else None,
-        data_version=manifest["data_version"],
+        data_version=manifest.data_version,
     )
-    tags = {
-        "gate.metric": metric,
-        "gate.reason": reason,
-        "gate.challenger_score": f"{challenger_score:.6f}",
-        "gate.champion_score": "none" if champion_score is None else f"{champion_score:.6f}",
-        "gate.champion_version": decision.champion_version or "none",
-        "gate.margin": str(settings.promotion_margin),
-        "gate.min_score": str(settings.min_champion_score),
-        "gate.data_version": decision.data_version,
-    }
+    tags = GateTags(
+        metric=metric,
+        reason=reason,
+        challenger_score=challenger_score,
+        champion_score=champion_score,
+        champion_version=decision.champion_version,
+        margin=settings.promotion_margin,
+        min_score=settings.min_champion_score,
+        data_version=decision.data_version,
+        decision="promoted" if promoted else "rejected",
+    ).to_tags()
+    decision_tag = tags.pop(DECISION_TAG)
     for key, value in tags.items():
         client.set_model_version_tag(name, version.version, key, value)
     if promoted:
@@ -179,26 +162,21 @@ def register_and_gate(
         client.set_registered_model_alias(name, CHAMPION, version.version)
         client.delete_registered_model_alias(name, CHALLENGER)
     # The decision tag goes last: its presence marks the gate as complete for this version.
-    client.set_model_version_tag(name, version.version, DECISION_TAG, "promoted" if promoted else "rejected")
+    client.set_model_version_tag(name, version.version, DECISION_TAG, decision_tag)
     log.info("model %s v%s %s: %s", name, version.version, "promoted" if promoted else "kept as challenger", reason)
     return decision
 
 
 def _recorded(version: Any, name: str, metric: str) -> GateDecision:
-    tags = version.tags
-
-    def number(key: str) -> float | None:
-        value = tags.get(key, "none")
-        return None if value == "none" else float(value)
-
+    tags = GateTags.from_tags(version.tags)
     return GateDecision(
         model_name=name,
         version=str(version.version),
-        promoted=tags[DECISION_TAG] == "promoted",
-        reason=tags.get("gate.reason", ""),
-        metric=tags.get("gate.metric", metric),
-        challenger_score=float(tags.get("gate.challenger_score", "nan")),
-        champion_score=number("gate.champion_score"),
-        champion_version=None if tags.get("gate.champion_version", "none") == "none" else tags["gate.champion_version"],
-        data_version=tags.get("gate.data_version", ""),
+        promoted=tags.promoted,
+        reason=tags.reason,
+        metric=metric if tags.metric is None else tags.metric,
+        challenger_score=tags.challenger_score,
+        champion_score=tags.champion_score,
+        champion_version=tags.champion_version,
+        data_version=tags.data_version,
     )

@@ -43,7 +43,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,7 +65,17 @@ from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from ml import evaluate
-from ml.etl.split import load_split
+from ml.contracts import (
+    ModelMetadata,
+    SearchHandle,
+    SearchOutcomeTags,
+    SearchResult,
+    SearchRun,
+    SearchRunTags,
+    SplitManifest,
+    WorkerReport,
+)
+from ml.etl.split import current_split_manifest_key, load_split
 from ml.lake import Lake
 from ml.model import build_pipeline, estimator_from_params, suggest_params, to_matrix, to_target
 from ml.model.pipeline import build_preprocessor
@@ -88,25 +98,11 @@ log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 MODEL_ARTIFACT = "model"
-MODEL_ID_TAG = "mlops.model_id"
+METRIC_ATTR = "metric"  # study user attribute: the search's metric
+BUDGET_ATTR = "n_trials"  # study user attribute: the search's trial budget
 OVER_BUDGET = "over the search's trial budget"
 CAUGHT = (ValueError, ArithmeticError)  # a configuration that raises these fails; the search goes on
 POLL_S = 1.0  # how often a worker with nothing to run checks the trials other workers hold
-
-
-@dataclass(frozen=True)
-class SearchHandle:
-    """Everything a worker or the final step needs to find a search again (JSON-friendly, for XComs)."""
-
-    study_name: str
-    parent_run_id: str
-    experiment_id: str
-    data_version: str
-    split_manifest: str
-
-    def to_dict(self) -> dict[str, str]:
-        """Plain dict form."""
-        return asdict(self)
 
 
 def _client(settings: MLSettings) -> MlflowClient:
@@ -200,9 +196,9 @@ def prepare_search(spec: DatasetSpec, settings: MLSettings, lake: Lake, study_na
     ``study_name`` makes the call idempotent (Airflow passes its run id); without one a fresh search
     is created.
     """
-    split_key = lake.get_json(f"processed/{spec.name}/current.json")["manifest"]
-    manifest = lake.get_json(split_key)
-    study_name = study_name or f"{spec.name}-{manifest['data_version']}-{uuid.uuid4().hex[:8]}"
+    split_key = current_split_manifest_key(spec, lake)
+    manifest = lake.get_model(split_key, SplitManifest)
+    study_name = study_name or f"{spec.name}-{manifest.data_version}-{uuid.uuid4().hex[:8]}"
     study = optuna.create_study(
         study_name=study_name,
         storage=_storage(settings),
@@ -211,22 +207,17 @@ def prepare_search(spec: DatasetSpec, settings: MLSettings, lake: Lake, study_na
         load_if_exists=True,
     )
     if "parent_run_id" in study.user_attrs:  # a retried task: the search already exists
-        return SearchHandle(**{k: study.user_attrs[k] for k in SearchHandle.__dataclass_fields__})
+        return SearchHandle.model_validate({k: study.user_attrs[k] for k in SearchHandle.model_fields})
     client = _client(settings)
     exp_id = experiment_id(client, str(settings.experiment))
     parent = client.create_run(
         exp_id,
-        run_name=f"search-{manifest['data_version']}",
-        tags={
-            "mlops.dataset": spec.name,
-            "mlops.data_version": manifest["data_version"],
-            "mlops.study": study_name,
-            "mlops.kind": "search",
-        },
+        run_name=f"search-{manifest.data_version}",
+        tags=SearchRunTags(dataset=spec.name, data_version=manifest.data_version, study=study_name).to_tags(),
     )
     params = {
         "dataset": spec.name,
-        "data_version": manifest["data_version"],
+        "data_version": manifest.data_version,
         "schema_hash": spec.fingerprint(),
         "n_trials": settings.n_trials,
         "tuning_workers": settings.tuning_workers,
@@ -238,27 +229,27 @@ def prepare_search(spec: DatasetSpec, settings: MLSettings, lake: Lake, study_na
         "pruner": "MedianPruner",
         "optuna_storage": _redacted(settings.optuna_storage),
         "optuna_study": study_name,
-        "train_rows": manifest["rows"]["train"],
-        "test_rows": manifest["rows"]["test"],
+        "train_rows": manifest.rows.train,
+        "test_rows": manifest.rows.test,
     }
     client.log_batch(parent.info.run_id, params=[mlflow.entities.Param(k, str(v)) for k, v in params.items()])
     handle = SearchHandle(
         study_name=study_name,
         parent_run_id=parent.info.run_id,
         experiment_id=exp_id,
-        data_version=manifest["data_version"],
+        data_version=manifest.data_version,
         split_manifest=split_key,
     )
-    for key, value in handle.to_dict().items():
+    for key, value in handle.model_dump().items():
         study.set_user_attr(key, value)
-    study.set_user_attr("metric", settings.metric)
-    study.set_user_attr("n_trials", settings.n_trials)  # the budget of the search, whoever runs trials
+    study.set_user_attr(METRIC_ATTR, settings.metric)
+    study.set_user_attr(BUDGET_ATTR, settings.n_trials)  # the budget of the search, whoever runs trials
     return handle
 
 
 def trial_budget(study: optuna.Study, default: int) -> int:
     """The search's trial budget, as :func:`prepare_search` recorded it in the study."""
-    return int(study.user_attrs.get("n_trials", default))
+    return int(study.user_attrs.get(BUDGET_ATTR, default))
 
 
 @dataclass(frozen=True)
@@ -471,7 +462,7 @@ def _load_study(handle: SearchHandle, settings: MLSettings, seed_offset: int) ->
 
 def run_worker(
     handle: SearchHandle, spec: DatasetSpec, settings: MLSettings, lake: Lake, worker: int = 0, log_trials: bool = True
-) -> dict[str, Any]:
+) -> WorkerReport:
     """Run trials on the shared study until the whole search's budget is complete (:func:`complete_budget`).
 
     Each worker samples with its own seed (``seed + worker``) so parallel workers do not propose the
@@ -491,16 +482,16 @@ def run_worker(
     finally:
         if logger:
             logger.close()  # also when the search raised: what finished is logged
-    return {
-        "worker": worker,
-        "seconds": round(time.perf_counter() - started, 3),
-        "trials_in_study": len(study.get_trials(deepcopy=False)),
-        "child_runs_logged": logger.logged if logger else 0,
-        "logging_errors": logger.errors if logger else 0,
-    }
+    return WorkerReport(
+        worker=worker,
+        seconds=round(time.perf_counter() - started, 3),
+        trials_in_study=len(study.get_trials(deepcopy=False)),
+        child_runs_logged=logger.logged if logger else 0,
+        logging_errors=logger.errors if logger else 0,
+    )
 
 
-def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings, lake: Lake) -> dict[str, Any]:
+def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings, lake: Lake) -> SearchResult:
     """Complete the budget, refit the best trial on all training data, evaluate it, log everything to the parent run.
 
     The budget is complete before anything else happens (:func:`complete_budget`): this waits for trials
@@ -513,9 +504,8 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
     """
     client = _client(settings)
     parent = client.get_run(handle.parent_run_id)
-    if MODEL_ID_TAG in parent.data.tags:
-        done: dict[str, Any] = json.loads(parent.data.tags["mlops.result"])
-        return done
+    if SearchOutcomeTags.tag_key("model_id") in parent.data.tags:  # a retried task: the model is logged
+        return SearchOutcomeTags.from_tags(parent.data.tags).result
     study = _load_study(handle, settings, settings.tuning_workers)  # its own seed, after the workers'
     budget = trial_budget(study, settings.n_trials)  # a study attribute: one storage read
     train, test, manifest = load_split(spec, lake, handle.split_manifest)
@@ -569,7 +559,8 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
             }
         )
         mlflow.log_dict(json.loads(spec.to_json()), "dataset_spec.json")
-        mlflow.log_dict(manifest, "split_manifest.json")
+        # as the lake holds it (sorted keys): the artifact's bytes do not depend on the field order
+        mlflow.log_dict(json.loads(json.dumps(manifest.model_dump(mode="json"), sort_keys=True)), "split_manifest.json")
         for name, figure in {
             "optimisation_history.png": evaluate.optimisation_history_figure(study),
             "param_importances.png": evaluate.param_importances_figure(study, best.params["family"]),
@@ -586,27 +577,27 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
             serialization_format="skops",
             skops_trusted_types=skops_trusted_types(model),
             pip_requirements=model_requirements(),
-            metadata={
-                "dataset_spec": json.loads(spec.to_json()),
-                "data_version": handle.data_version,
-                "schema_hash": spec.fingerprint(),
-                "metric": settings.metric,
-                "cv_score": float(best_value),
-                "test_metrics": holdout,
-                "family": best.params["family"],
-            },
+            metadata=ModelMetadata(
+                dataset_spec=json.loads(spec.to_json()),
+                data_version=handle.data_version,
+                schema_hash=spec.fingerprint(),
+                metric=settings.metric,
+                cv_score=float(best_value),
+                test_metrics=holdout,
+                family=best.params["family"],
+            ).model_dump(mode="json"),
         )
-        result = {
-            "model_uri": info.model_uri,
-            "model_id": info.model_id,
-            "run_id": handle.parent_run_id,
-            "data_version": handle.data_version,
-            "family": best.params["family"],
-            "best_params": best.params,
-            "cv_score": float(best_value),
-            "test_metrics": holdout,
-        }
-        mlflow.set_tags({MODEL_ID_TAG: info.model_id, "mlops.result": json.dumps(result)})
+        result = SearchResult(
+            model_uri=info.model_uri,
+            model_id=info.model_id,
+            run_id=handle.parent_run_id,
+            data_version=handle.data_version,
+            family=best.params["family"],
+            best_params=best.params,
+            cv_score=float(best_value),
+            test_metrics=holdout,
+        )
+        mlflow.set_tags(SearchOutcomeTags(model_id=info.model_id, result=result).to_tags())
     return result
 
 
@@ -633,9 +624,9 @@ def skops_trusted_types(model: Any) -> list[str]:
     return list(untrusted)
 
 
-def _worker_process(args: tuple[dict[str, str], DatasetSpec, MLSettings, str, int, bool]) -> dict[str, Any]:
+def _worker_process(args: tuple[SearchHandle, DatasetSpec, MLSettings, str, int, bool]) -> WorkerReport:
     handle, spec, settings, bucket, worker, log_trials = args
-    return run_worker(SearchHandle(**handle), spec, settings, Lake.from_env(bucket), worker, log_trials)
+    return run_worker(handle, spec, settings, Lake.from_env(bucket), worker, log_trials)
 
 
 def run_search(
@@ -646,7 +637,7 @@ def run_search(
     log_trials: bool = True,
     finish: bool = True,
     start_method: str = "spawn",
-) -> dict[str, Any]:
+) -> SearchRun:
     """Prepare, run ``workers`` worker processes on one study, and finish: the whole search in one call.
 
     ``start_method`` is the multiprocessing start method of the workers ("spawn" is always safe;
@@ -657,9 +648,9 @@ def run_search(
     if workers == 1:
         reports = [run_worker(handle, spec, settings, lake, 0, log_trials)]
     else:
-        jobs = [(handle.to_dict(), spec, settings, lake.bucket, w, log_trials) for w in range(workers)]
+        jobs = [(handle, spec, settings, lake.bucket, w, log_trials) for w in range(workers)]
         with multiprocessing.get_context(start_method).Pool(workers) as pool:
             reports = pool.map(_worker_process, jobs)
     search_seconds = time.perf_counter() - started
-    result = finish_search(handle, spec, settings, lake) if finish else {}
-    return {"handle": handle.to_dict(), "workers": reports, "search_seconds": search_seconds, **result}
+    result = finish_search(handle, spec, settings, lake) if finish else None
+    return SearchRun(handle=handle, workers=reports, search_seconds=search_seconds, result=result)

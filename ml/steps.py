@@ -1,9 +1,11 @@
 """Pipeline steps as the DAGs run them: one function per Airflow task, configured from the environment.
 
 Each function reads :class:`ml.settings.MLSettings` (and the S3 settings) from the environment, calls
-the library, and returns a small JSON-friendly dict that Airflow passes on as an XCom. The DAG files in
-``dags/`` only wire these together, so everything here is testable without Airflow. Heavy libraries are
-imported inside the functions to keep DAG parsing fast.
+the library, and takes and returns the typed contracts of :mod:`ml.contracts`. The DAG files in ``dags/``
+only wire these together and serialise at the Airflow boundary: a task returns
+``contract.model_dump(mode="json")`` as its XCom, and the next one reads it with ``Contract.model_validate``.
+Everything here is testable without Airflow. Heavy libraries are imported inside the functions to keep
+DAG parsing fast.
 """
 
 from __future__ import annotations
@@ -11,6 +13,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ml.contracts import (
+    GateDecision,
+    RawManifest,
+    SearchPlan,
+    SearchResult,
+    SplitManifest,
+    ValidationReport,
+    WorkerReport,
+)
 from ml.settings import MLSettings
 
 
@@ -23,7 +34,7 @@ def _context(settings: MLSettings | None = None) -> tuple[Any, MLSettings, Any]:
     return get_spec(settings.dataset), settings, lake
 
 
-def extract_step() -> dict[str, Any]:
+def extract_step() -> RawManifest:
     """Land the source in the raw zone; returns the raw manifest."""
     from ml.etl import extract
 
@@ -32,17 +43,17 @@ def extract_step() -> dict[str, Any]:
     return extract(spec, lake)
 
 
-def validate_step(raw_manifest: dict[str, Any]) -> dict[str, Any]:
+def validate_step(raw_manifest: RawManifest) -> ValidationReport:
     """Validate the landed file named by ``raw_manifest``; returns the validation report."""
     from ml.etl import validate
-    from ml.etl.extract import raw_prefix
+    from ml.etl.extract import raw_manifest_key
 
     spec, settings, lake = _context()
-    key = f"{raw_prefix(spec, raw_manifest['sha256'])}/manifest.json"
+    key = raw_manifest_key(spec, raw_manifest.sha256)
     return validate(spec, lake, settings.max_invalid_fraction, raw_manifest_key=key)
 
 
-def split_step(report: dict[str, Any]) -> dict[str, Any]:
+def split_step(report: ValidationReport) -> SplitManifest:
     """Write the train/test split of the validated rows; returns the split manifest."""
     from ml.etl import split
 
@@ -55,7 +66,7 @@ def study_name_for(run_id: str, dataset: str) -> str:
     return f"{dataset}-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", run_id)[:100]
 
 
-def prepare_step(run_id: str, n_trials: int | None = None) -> dict[str, Any]:
+def prepare_step(run_id: str, n_trials: int | None = None) -> SearchPlan:
     """Create (or find again) the Optuna study and the MLflow parent run for this DAG run."""
     from ml.search import prepare_search
 
@@ -63,31 +74,29 @@ def prepare_step(run_id: str, n_trials: int | None = None) -> dict[str, Any]:
     if n_trials:
         settings = settings.model_copy(update={"n_trials": n_trials})
     handle = prepare_search(spec, settings, lake, study_name=study_name_for(run_id, spec.name))
-    return handle.to_dict() | {"n_trials": settings.n_trials}
+    return SearchPlan(**handle.model_dump(), n_trials=settings.n_trials)
 
 
-def tune_step(handle: dict[str, Any], worker: int) -> dict[str, Any]:
+def tune_step(plan: SearchPlan, worker: int) -> WorkerReport:
     """One tuning worker: run trials on the shared study until the search's trial budget is used."""
-    from ml.search import SearchHandle, run_worker
+    from ml.search import run_worker
 
     spec, settings, lake = _context()
-    settings = settings.model_copy(update={"n_trials": int(handle.get("n_trials", settings.n_trials))})
-    fields = {k: handle[k] for k in SearchHandle.__dataclass_fields__}
-    return run_worker(SearchHandle(**fields), spec, settings, lake, worker)
+    settings = settings.model_copy(update={"n_trials": plan.n_trials})
+    return run_worker(plan, spec, settings, lake, worker)
 
 
-def finish_step(handle: dict[str, Any]) -> dict[str, Any]:
+def finish_step(plan: SearchPlan) -> SearchResult:
     """Refit the best configuration, evaluate it and log the model to the parent run."""
-    from ml.search import SearchHandle, finish_search
+    from ml.search import finish_search
 
     spec, settings, lake = _context()
-    fields = {k: handle[k] for k in SearchHandle.__dataclass_fields__}
-    return finish_search(SearchHandle(**fields), spec, settings, lake)
+    return finish_search(plan, spec, settings, lake)
 
 
-def gate_step(result: dict[str, Any], handle: dict[str, Any]) -> dict[str, Any]:
+def gate_step(result: SearchResult, plan: SearchPlan) -> GateDecision:
     """Register the model as challenger and decide whether it becomes champion."""
     from ml.registry import register_and_gate
 
     spec, settings, lake = _context()
-    return register_and_gate(result, spec, settings, lake, split_manifest=handle["split_manifest"]).to_dict()
+    return register_and_gate(result, spec, settings, lake, split_manifest=plan.split_manifest)

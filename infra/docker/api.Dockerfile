@@ -1,5 +1,5 @@
 # Prediction API (FastAPI; gunicorn master + uvicorn worker, api/server.py): the `api` extra's locked dependencies, then only the code it runs (the
-# `api` package and the dataset specs of `ml`). No Airflow, no MLflow. Build context: the repository root;
+# `api` package, and of `ml` the dataset specs and the contracts). No Airflow, no MLflow. Build context: the repository root;
 # api.Dockerfile.dockerignore sends only the files copied below, so e.g. a README edit rebuilds nothing.
 FROM python:3.12.12-slim-bookworm AS build
 COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
@@ -19,7 +19,7 @@ RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home app
 COPY --from=build /opt/venv /opt/venv
 COPY api /opt/mlops/src/api
-COPY ml/__init__.py ml/spec.py /opt/mlops/src/ml/
+COPY ml/__init__.py ml/spec.py ml/contracts.py /opt/mlops/src/ml/
 COPY ml/datasets /opt/mlops/src/ml/datasets
 # Bytecode compiled at build time: the code is not writable by the service user.
 RUN /opt/venv/bin/python -m compileall -q /opt/mlops/src

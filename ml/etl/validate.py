@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import io
 from collections import Counter, defaultdict
-from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
 
+from ml.contracts import RawManifest, RawPointer, ValidationReport
 from ml.etl.extract import latest_raw_key
 from ml.lake import Lake
 from ml.spec import DatasetSpec, FeatureKind, FeatureSpec
@@ -150,50 +150,50 @@ def check_frame(raw: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.
 
 def validate(
     spec: DatasetSpec, lake: Lake, max_invalid_fraction: float, raw_manifest_key: str | None = None
-) -> dict[str, Any]:
+) -> ValidationReport:
     """Validate the newest landed raw data (or the given manifest); write validated rows and quarantine.
 
     Returns the validation report (also written as ``report.json``). Raises
     :class:`ValidationFailedError`, after writing the quarantine file, when more than
     ``max_invalid_fraction`` of the rows fail.
     """
-    manifest_key = raw_manifest_key or lake.get_json(latest_raw_key(spec))["manifest"]
-    manifest = lake.get_json(manifest_key)
-    raw = pd.read_csv(io.BytesIO(lake.get_bytes(manifest["key"])), dtype=str, keep_default_na=True)
-    if len(raw) != manifest["rows"]:
+    manifest_key = raw_manifest_key or lake.get_model(latest_raw_key(spec), RawPointer).manifest
+    manifest = lake.get_model(manifest_key, RawManifest)
+    raw = pd.read_csv(io.BytesIO(lake.get_bytes(manifest.key)), dtype=str, keep_default_na=True)
+    if len(raw) != manifest.rows:
         raise ValidationFailedError(
-            f"{lake.uri(manifest['key'])} has {len(raw)} rows but its manifest says {manifest['rows']}"
+            f"{lake.uri(manifest.key)} has {len(raw)} rows but its manifest says {manifest.rows}"
         )
     valid, quarantined = check_frame(raw, spec)
-    version = manifest["sha256"][:16]
+    version = manifest.sha256[:16]
     prefix = f"validated/{spec.name}/{version}"
     quarantine_key = f"quarantine/{spec.name}/{version}/rows.csv"
     counts = Counter(r.split(":")[0] for rs in quarantined[REASON_COLUMN] for r in rs.split("; "))
-    report: dict[str, Any] = {
-        "dataset": spec.name,
-        "raw_manifest": manifest_key,
-        "raw_sha256": manifest["sha256"],
-        "rows_in": len(raw),
-        "rows_valid": len(valid),
-        "rows_quarantined": len(quarantined),
-        "invalid_fraction": round(len(quarantined) / max(len(raw), 1), 6),
-        "max_invalid_fraction": max_invalid_fraction,
-        "failures_by_field": dict(counts.most_common()),
-        "quarantine": lake.uri(quarantine_key) if len(quarantined) else None,
-        "data": lake.uri(f"{prefix}/data.parquet"),
-        "schema_hash": spec.fingerprint(),
-    }
-    if report["rows_in"] != report["rows_valid"] + report["rows_quarantined"]:  # nothing is dropped silently
+    report = ValidationReport(
+        dataset=spec.name,
+        raw_manifest=manifest_key,
+        raw_sha256=manifest.sha256,
+        rows_in=len(raw),
+        rows_valid=len(valid),
+        rows_quarantined=len(quarantined),
+        invalid_fraction=round(len(quarantined) / max(len(raw), 1), 6),
+        max_invalid_fraction=max_invalid_fraction,
+        failures_by_field=dict(counts.most_common()),
+        quarantine=lake.uri(quarantine_key) if len(quarantined) else None,
+        data=lake.uri(f"{prefix}/data.parquet"),
+        schema_hash=spec.fingerprint(),
+    )
+    if report.rows_in != report.rows_valid + report.rows_quarantined:  # nothing is dropped silently
         raise ValidationFailedError(f"{spec.name}: row accounting mismatch in {report}")
     if len(quarantined):
         lake.put_csv(quarantine_key, quarantined)
-    if report["invalid_fraction"] > max_invalid_fraction:
+    if report.invalid_fraction > max_invalid_fraction:
         examples = "; ".join(quarantined[REASON_COLUMN].head(3))
         raise ValidationFailedError(
-            f"{spec.name}: {len(quarantined)} of {len(raw)} rows ({report['invalid_fraction']:.1%}) failed "
+            f"{spec.name}: {len(quarantined)} of {len(raw)} rows ({report.invalid_fraction:.1%}) failed "
             f"validation, more than the allowed {max_invalid_fraction:.1%} (MLOPS_MAX_INVALID_FRACTION). "
-            f"Each failing row and its reasons are in {report['quarantine']}. First reasons: {examples}"
+            f"Each failing row and its reasons are in {report.quarantine}. First reasons: {examples}"
         )
     lake.put_parquet(f"{prefix}/data.parquet", valid)
-    lake.put_json(f"{prefix}/report.json", report)
+    lake.put_model(f"{prefix}/report.json", report)
     return report

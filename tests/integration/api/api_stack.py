@@ -83,9 +83,14 @@ def _train(spec_path: str | None, output: str) -> None:
     extract(spec, lake)
     report = validate(spec, lake, settings.max_invalid_fraction)
     split(spec, lake, settings.seed, settings.test_size, report)
-    result = run_search(spec, settings, lake, workers=1, log_trials=False)
-    decision = register_and_gate(result, spec, settings, lake)
-    payload = {k: v for k, v in result.items() if k not in ("handle", "workers")} | {"decision": decision.to_dict()}
+    run = run_search(spec, settings, lake, workers=1, log_trials=False)
+    assert run.result is not None
+    decision = register_and_gate(run.result, spec, settings, lake)
+    payload = (
+        {"search_seconds": run.search_seconds}
+        | run.result.model_dump(mode="json")
+        | {"decision": decision.model_dump(mode="json")}
+    )
     Path(output).write_text(json.dumps(payload, default=str))
 
 

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from infra import catalog
 from infra.local import Stack
+from ml.contracts import SearchRunTags
 from ml.settings import MLSettings
 from ml.tracking import child_runs
 from tests.integration.mlflow_operator import logged_in
@@ -122,11 +123,10 @@ def last_search(stack: Stack) -> SearchOutcome:
     with logged_in(stack):
         client = MlflowClient(tracking_uri=stack.url(catalog.MLFLOW))
         experiment = client.get_experiment_by_name(str(settings.experiment))
-        (parent,) = client.search_runs(
-            [experiment.experiment_id], "tags.`mlops.kind` = 'search'", order_by=["start_time DESC"], max_results=1
-        )
+        search = f"tags.`{SearchRunTags.tag_key('kind')}` = 'search'"
+        (parent,) = client.search_runs([experiment.experiment_id], search, order_by=["start_time DESC"], max_results=1)
         children = len(child_runs(client, parent.info.run_id))
-    study_name = parent.data.tags["mlops.study"]
+    study_name = SearchRunTags.from_tags(parent.data.tags).study
     study = optuna.load_study(study_name=study_name, storage=stack.postgres_url("optuna"))
     states: dict[str, int] = {}
     for trial in study.get_trials(deepcopy=False):

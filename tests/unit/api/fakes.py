@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from api.registry_client import ModelNotFoundError, ModelRef, RegistryUnavailableError
+from ml.contracts import ModelVersionTags
 
 
 class FakeRegistry:
@@ -58,7 +59,7 @@ class FakeRegistry:
             artifact_uri=self.versions[version].as_uri(),
             run_id=f"run-{version}",
             model_id=f"m-{version}",
-            tags={"mlops.data_version": f"v-{version}"},
+            tags=ModelVersionTags(data_version=f"v-{version}").to_tags(),
         )
 
     def fetch(self, ref: ModelRef, filename: str) -> bytes:

@@ -28,6 +28,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (root / "api" / "routers" / "predict.py").write_text("x = 1\n")
     (root / "ml" / "__init__.py").write_text("")
     (root / "ml" / "spec.py").write_text("SPEC = 1\n")
+    (root / "ml" / "contracts.py").write_text("CONTRACT = 1\n")
     (root / "uv.lock").write_text("version = 1\n")
     builds = BUILDS
     builds.clear()
@@ -47,7 +48,14 @@ def test_inputs_are_the_api_the_shipped_ml_files_and_the_lock(repo: Path) -> Non
     (repo / "api" / "__pycache__").mkdir()
     (repo / "api" / "__pycache__" / "main.cpython-312.pyc").write_bytes(b"x")
     names = [p.relative_to(repo).as_posix() for p in lambda_zip.input_files(repo)]
-    assert names == ["api/main.py", "api/routers/predict.py", "ml/__init__.py", "ml/spec.py", "uv.lock"]
+    assert names == [
+        "api/main.py",
+        "api/routers/predict.py",
+        "ml/__init__.py",
+        "ml/contracts.py",
+        "ml/spec.py",
+        "uv.lock",
+    ]
 
 
 def test_built_when_missing_then_reused_then_rebuilt_on_change(repo: Path) -> None:

@@ -15,12 +15,11 @@ from tests.datasets import mixed_frame, write_dataset
 def test_extract_lands_exactly_what_was_read_with_a_manifest(lake: Lake) -> None:
     spec = get_spec("breast_cancer")
     manifest = extract(spec, lake)
-    landed = lake.get_bytes(manifest["key"])
+    landed = lake.get_bytes(manifest.key)
     frame = pd.read_csv(io.BytesIO(landed))
-    assert manifest["rows"] == len(frame) == 569
+    assert manifest.rows == len(frame) == 569
     assert list(frame.columns) == spec.columns
-    assert {"source", "rows", "sha256", "extracted_at"} <= set(manifest)
-    assert manifest["source"]["reader"] == "sklearn"
+    assert manifest.source["reader"] == "sklearn"
     # content-addressed and idempotent: a second extract keeps the same manifest and keys
     again = extract(spec, lake)
     assert again == manifest
@@ -31,12 +30,12 @@ def test_validate_and_split_breast_cancer(lake: Lake, ml_env: MLSettings) -> Non
     spec = get_spec("breast_cancer")
     extract(spec, lake)
     report = validate(spec, lake, ml_env.max_invalid_fraction)
-    assert report["rows_in"] == report["rows_valid"] == 569
-    assert report["rows_quarantined"] == 0 and report["quarantine"] is None
+    assert report.rows_in == report.rows_valid == 569
+    assert report.rows_quarantined == 0 and report.quarantine is None
     manifest = split(spec, lake, seed=42, test_size=0.2, report=report)
-    assert manifest["rows"] == {"train": 455, "test": 114}
-    assert manifest["class_balance"]["test"] == {"benign": 72, "malignant": 42}
-    assert manifest["schema_hash"] == spec.fingerprint()
+    assert (manifest.rows.train, manifest.rows.test) == (455, 114)
+    assert manifest.class_balance.test == {"benign": 72, "malignant": 42}
+    assert manifest.schema_hash == spec.fingerprint()
     train, test, _ = load_split(spec, lake)
     assert train["mean_radius"].dtype == float and len(test) == 114
 
@@ -49,14 +48,13 @@ def test_split_is_deterministic_and_stratified(lake: Lake, ml_env: MLSettings) -
     test_a = load_split(spec, lake)[1]
     second = split(spec, lake, seed=7, test_size=0.25, report=report)
     test_b = load_split(spec, lake)[1]
-    assert first["data_version"] == second["data_version"]
+    assert first.data_version == second.data_version
     pd.testing.assert_frame_equal(test_a, test_b)
     other = split(spec, lake, seed=8, test_size=0.25, report=report)
-    assert other["data_version"] != first["data_version"]
-    ratio = {k: v / sum(first["class_balance"]["train"].values()) for k, v in first["class_balance"]["train"].items()}
-    test_ratio = {
-        k: v / sum(first["class_balance"]["test"].values()) for k, v in first["class_balance"]["test"].items()
-    }
+    assert other.data_version != first.data_version
+    balance = first.class_balance
+    ratio = {k: v / sum(balance.train.values()) for k, v in balance.train.items()}
+    test_ratio = {k: v / sum(balance.test.values()) for k, v in balance.test.items()}
     for label in ratio:
         assert abs(ratio[label] - test_ratio[label]) < 0.02
 
@@ -77,9 +75,10 @@ def test_quarantine_names_every_reason_and_drops_nothing(tmp_path, lake: Lake) -
     spec = write_dataset(tmp_path, _bad_rows())
     extract(spec, lake)
     report = validate(spec, lake, max_invalid_fraction=0.5)
-    assert report["rows_in"] == 60
-    assert report["rows_valid"] + report["rows_quarantined"] == 60
-    quarantined = pd.read_csv(io.BytesIO(lake.get_bytes(report["quarantine"].split("/", 3)[3])))
+    assert report.rows_in == 60
+    assert report.rows_valid + report.rows_quarantined == 60
+    assert report.quarantine is not None
+    quarantined = pd.read_csv(io.BytesIO(lake.get_bytes(report.quarantine.split("/", 3)[3])))
     reasons = dict(zip(quarantined["_source_row"], quarantined[REASON_COLUMN], strict=True))
     assert "'lots' is not a number" in reasons[1]
     assert "999999" in reasons[2] and "outside [0.0, 100000.0]" in reasons[2]
@@ -90,7 +89,7 @@ def test_quarantine_names_every_reason_and_drops_nothing(tmp_path, lake: Lake) -
     assert reasons[8] == "duplicate of an earlier row"
     assert set(reasons) == {1, 2, 3, 4, 5, 6, 8}
     # missing values in nullable columns are fine and kept
-    valid = lake.get_parquet(report["data"].split("/", 3)[3])
+    valid = lake.get_parquet(report.data.split("/", 3)[3])
     assert valid["age"].isna().any() and valid["region"].isna().any()
 
 

@@ -6,6 +6,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
+from ml.contracts import SearchResult, SplitManifest
 from ml.etl import extract, split, validate
 from ml.etl.split import load_split
 from ml.lake import Lake
@@ -19,12 +20,12 @@ SPEC = get_spec("breast_cancer")
 
 
 @pytest.fixture
-def landed(lake: Lake, ml_env: MLSettings) -> dict:
+def landed(lake: Lake, ml_env: MLSettings) -> SplitManifest:
     extract(SPEC, lake)
     return split(SPEC, lake, ml_env.seed, ml_env.test_size, validate(SPEC, lake, ml_env.max_invalid_fraction))
 
 
-def logged_model(lake: Lake, manifest: dict, estimator, family: str) -> dict:
+def logged_model(lake: Lake, manifest: SplitManifest, estimator, family: str) -> SearchResult:
     """Fit and log a model the way the search does, returning a search-like result."""
     train, _, _ = load_split(SPEC, lake)
     model = build_pipeline(SPEC, estimator).fit(to_matrix(train, SPEC), to_target(train, SPEC))
@@ -32,12 +33,13 @@ def logged_model(lake: Lake, manifest: dict, estimator, family: str) -> dict:
     with mlflow.start_run() as run:
         info = mlflow.sklearn.log_model(
             model, name="model", serialization_format="skops", skops_trusted_types=skops_trusted_types(model),
-            metadata={"dataset_spec": json.loads(SPEC.to_json()), "data_version": manifest["data_version"]},
+            metadata={"dataset_spec": json.loads(SPEC.to_json()), "data_version": manifest.data_version},
         )  # fmt: skip
-    return {
-        "model_uri": info.model_uri, "model_id": info.model_id, "run_id": run.info.run_id,
-        "data_version": manifest["data_version"], "family": family,
-    }  # fmt: skip
+    return SearchResult(
+        model_uri=info.model_uri, model_id=info.model_id, run_id=run.info.run_id,
+        data_version=manifest.data_version, family=family, best_params={"family": family}, cv_score=0.0,
+        test_metrics={},
+    )  # fmt: skip
 
 
 def weak(lake, manifest):

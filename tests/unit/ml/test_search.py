@@ -23,24 +23,25 @@ def land(spec, lake: Lake, settings: MLSettings) -> None:
 def test_mixed_type_dataset_trains_end_to_end(tmp_path, lake: Lake, ml_env: MLSettings) -> None:
     spec = write_dataset(tmp_path)
     land(spec, lake, ml_env)
-    result = run_search(spec, ml_env, lake)
+    result = run_search(spec, ml_env, lake).result
+    assert result is not None
     client = MlflowClient()
-    children = child_runs(client, result["run_id"])
+    children = child_runs(client, result.run_id)
     assert len(children) == ml_env.n_trials
-    parent = client.get_run(result["run_id"])
+    parent = client.get_run(result.run_id)
     for key in ("best_cv_score", "test_f1", "test_precision", "test_recall", "test_roc_auc", "test_accuracy"):
         assert key in parent.data.metrics
-    assert parent.data.params["data_version"] == result["data_version"]
-    artifacts = {a.path for a in client.list_artifacts(result["run_id"], "figures")}
+    assert parent.data.params["data_version"] == result.data_version
+    artifacts = {a.path for a in client.list_artifacts(result.run_id, "figures")}
     assert artifacts == {
         f"figures/{n}.png" for n in ("optimisation_history", "param_importances", "confusion_matrix", "roc_curve")
     }
-    info = mlflow.models.get_model_info(result["model_uri"])
+    info = mlflow.models.get_model_info(result.model_uri)
     assert info.metadata["dataset_spec"]["name"] == "loan_demo"
-    assert info.metadata["data_version"] == result["data_version"]
+    assert info.metadata["data_version"] == result.data_version
     assert info.signature.inputs.input_names() == spec.feature_names
     # the pipeline imputes, encodes and ignores unknown categories: raw values go straight in
-    model = mlflow.sklearn.load_model(result["model_uri"])
+    model = mlflow.sklearn.load_model(result.model_uri)
     records = [
         {"income": 1200.0, "age": None, "employment": "employed", "region": None, "has_guarantor": True,
          "owns_home": False},
@@ -80,12 +81,12 @@ def test_trials_from_several_processes_are_children_of_one_parent(lake: Lake, ml
     study = optuna.load_study(study_name=handle.study_name, storage=ml_env.optuna_storage)
     for worker, budget in ((0, 3), (1, 6)):
         study.set_user_attr("n_trials", budget)
-        proc = ctx.Process(target=_worker, args=(handle.to_dict(), env, budget, worker, queue))
+        proc = ctx.Process(target=_worker, args=(handle.model_dump(), env, budget, worker, queue))
         proc.start()
         proc.join(300)
         assert proc.exitcode == 0
     reports = [queue.get(timeout=5) for _ in range(2)]
-    assert sorted(r["child_runs_logged"] for r in reports) == [3, 3]
+    assert sorted(r.child_runs_logged for r in reports) == [3, 3]
     children = child_runs(MlflowClient(), handle.parent_run_id)
     assert len(children) == 6
     assert {c.data.tags[PARENT_TAG] for c in children} == {handle.parent_run_id}
@@ -100,7 +101,7 @@ def test_trials_from_several_processes_are_children_of_one_parent(lake: Lake, ml
     assert again == handle
     first = finish_search(handle, spec, ml_env, lake)
     assert finish_search(handle, spec, ml_env, lake) == first
-    assert first["test_metrics"]["f1"] > 0.9
+    assert first.test_metrics["f1"] > 0.9
 
 
 def test_worker_stops_at_the_budget(lake: Lake, ml_env: MLSettings) -> None:
@@ -109,8 +110,8 @@ def test_worker_stops_at_the_budget(lake: Lake, ml_env: MLSettings) -> None:
     handle = prepare_search(spec, ml_env, lake)
     run_worker(handle, spec, ml_env, lake)
     again = run_worker(handle, spec, ml_env, lake)  # a retried task adds no trials beyond the budget
-    assert again["trials_in_study"] == ml_env.n_trials
-    assert again["child_runs_logged"] == 0
+    assert again.trials_in_study == ml_env.n_trials
+    assert again.child_runs_logged == 0
 
 
 @pytest.mark.parametrize("metric", ["roc_auc", "accuracy"])
@@ -118,8 +119,9 @@ def test_metric_is_configurable(lake: Lake, ml_env: MLSettings, metric: str) -> 
     spec = get_spec("breast_cancer")
     settings = ml_env.model_copy(update={"metric": metric, "n_trials": 3})
     land(spec, lake, settings)
-    result = run_search(spec, settings, lake)
-    parent = MlflowClient().get_run(result["run_id"])
+    result = run_search(spec, settings, lake).result
+    assert result is not None
+    parent = MlflowClient().get_run(result.run_id)
     assert parent.data.params["metric"] == metric
     assert 0.5 < parent.data.metrics["best_cv_score"] <= 1.0
 

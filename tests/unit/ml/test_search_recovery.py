@@ -61,7 +61,7 @@ def _stalling_worker(handle: dict[str, str], env: dict[str, str], worker: int, s
 def _start(handle: SearchHandle, worker: int, stall_s: float) -> multiprocessing.process.BaseProcess:
     env = {k: v for k, v in os.environ.items() if k.startswith(("MLOPS_", "AWS_", "MLFLOW_"))}
     proc = multiprocessing.get_context("spawn").Process(
-        target=_stalling_worker, args=(handle.to_dict(), env, worker, stall_s)
+        target=_stalling_worker, args=(handle.model_dump(), env, worker, stall_s)
     )
     proc.start()
     return proc
@@ -117,7 +117,7 @@ def test_a_killed_worker_s_trial_is_retried_by_the_next_worker(lake: Lake, setti
 
     # the worker runs the free slots, waits out the grace period, reclaims the trial and runs its retry
     report = run_worker(handle, spec, settings, lake, worker=1)
-    assert report["child_runs_logged"] == BUDGET
+    assert report.child_runs_logged == BUDGET
     finish_search(handle, spec, settings, lake)
     _assert_recovered(study, killed, handle)
 
