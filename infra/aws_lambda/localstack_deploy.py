@@ -1,9 +1,9 @@
-"""Deploy the prediction API as a Lambda into LocalStack with boto3: the definitions of ``infra/lambda_resources.py``.
+"""Deploy the prediction API as a Lambda into LocalStack with boto3: the definitions of :mod:`.spec`.
 
-The Pulumi component (``infra/components/lambda_api.py``) deploys the same :class:`~infra.lambda_resources.LambdaSpec`
+The Pulumi component (:mod:`.pulumi_component`) deploys the same :class:`~infra.aws_lambda.spec.LambdaSpec`
 into a LocalStack container; this module deploys it into a Docker-less LocalStack (host mode, see
-``infra/localstack/README.md``) where Pulumi's CLI is not available. Both read every name, document and
-setting from the spec, and the function's environment from :func:`infra.lambda_resources.function_environment`.
+``infra/aws_lambda/README.md``) where Pulumi's CLI is not available. Both read every name, document and
+setting from the spec, and the function's environment from :func:`infra.aws_lambda.spec.function_environment`.
 
 Resources, in order (each created when missing, updated when different, left alone when equal):
 
@@ -45,7 +45,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from infra import catalog
-from infra.lambda_resources import (
+from infra.aws_lambda.spec import (
     LAMBDA,
     LOCALSTACK_ACCESS_KEY,
     LOCALSTACK_SECRET_KEY,
@@ -80,7 +80,7 @@ SPEC_FIELDS: dict[str, tuple[str, str]] = {
 }
 #: Fields of :class:`LambdaSpec` this deployer leaves out, with the reason.
 NOT_DEPLOYED: dict[str, str] = {
-    "warm_environments": "not a resource: the embedded stack's first requests after deploying (localstack_service)",
+    "warm_environments": "not a resource: the embedded stack's first requests after deploying (local_service)",
     "http_api_name": "API Gateway v2 (HTTP APIs) is LocalStack Pro only (Pulumi: only with localstack.httpApi)",
 }
 #: boto3 parameter of each function setting taken from the spec (CreateFunction / UpdateFunctionConfiguration).
@@ -490,9 +490,9 @@ def deploy(
 ) -> DeployResult:
     """Create or update every resource of ``spec`` in the LocalStack at ``endpoint`` (idempotent).
 
-    ``environment`` is the function's environment (:func:`infra.lambda_resources.function_environment`).
+    ``environment`` is the function's environment (:func:`infra.aws_lambda.spec.function_environment`).
     ``zip_path`` defaults to the spec's zip (build it first, e.g. with
-    :func:`infra.localstack.lambda_zip.ensure_zip`, which also gives ``code_sha256``). ``timeout`` bounds
+    :func:`infra.aws_lambda.package_cache.ensure_zip`, which also gives ``code_sha256``). ``timeout`` bounds
     the wait for the function to become active. Raises :class:`DeployError` (or botocore's errors).
     """
     say = out or (lambda _msg: None)

@@ -1,12 +1,12 @@
 """The embedded stack's LocalStack service: host mode (no Docker) with the prediction API deployed as a Lambda.
 
 * :func:`build` -- the supervised program: ``python -m localstack.runtime.main`` from LocalStack's own venv
-  (Python 3.13, ``infra/localstack/venv.py``), on 127.0.0.1 at the stack's LocalStack port, its state under
+  (Python 3.13, ``infra/aws_lambda/localstack_venvs.py``), on 127.0.0.1 at the stack's LocalStack port, its state under
   ``<state dir>/localstack``, Lambda functions run by the local-process executor on the runtime's venv
   (Python 3.12), their servers on the stack's block of Lambda ports.
 * :class:`LambdaDeployment` -- what ``up`` does besides starting the program: build the zip if it is stale
-  (at once, while the other services start), deploy every resource of ``infra/lambda_resources.py`` with
-  the boto3 deployer once LocalStack answers (``infra/localstack/deploy.py``; LocalStack's community edition
+  (at once, while the other services start), deploy every resource of ``infra/aws_lambda/spec.py`` with
+  the boto3 deployer once LocalStack answers (``infra/aws_lambda/localstack_deploy.py``; LocalStack's community edition
   keeps nothing across restarts, so this runs on every ``up``: a no-op when all is in place), then send the
   function its first request through the Function URL (the cold start).
 * :func:`check` -- the service's health: LocalStack's ``GET /_localstack/health`` *and* a real request to
@@ -17,7 +17,7 @@
   LocalStack becomes ready outside ``up``: after supervisord restarted a crashed LocalStack, which forgets
   every resource, the Lambda comes back by itself (``python -m infra.local redeploy-lambda``).
 
-The function's environment is :func:`infra.lambda_resources.function_environment`, the builder the Pulumi
+The function's environment is :func:`infra.aws_lambda.spec.function_environment`, the builder the Pulumi
 component uses, with the stack's local :class:`~infra.catalog.Topology`: the function reaches MLflow and S3
 on 127.0.0.1.
 """
@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 
 from infra import catalog
-from infra.lambda_resources import LAMBDA, LambdaSpec, function_environment
+from infra.aws_lambda.spec import LAMBDA, LambdaSpec, function_environment
 from infra.local.health import Health, http_get
 from infra.local.layout import StatePaths
 from infra.local.programs import BuildContext, LocalService, Program, launched
@@ -61,8 +61,8 @@ REDEPLOY_LOG = "localstack-redeploy"
 
 
 def ready_hook_path(paths: StatePaths) -> Path:
-    """LocalStack's ``ready.d`` script of this stack (under its FILESYSTEM_ROOT, see ``infra/localstack/venv.py``)."""
-    from infra.localstack.venv import init_hook_dir
+    """LocalStack's ``ready.d`` script of this stack (under its FILESYSTEM_ROOT, see :mod:`.localstack_venvs`)."""
+    from infra.aws_lambda.localstack_venvs import init_hook_dir
 
     return init_hook_dir(paths.root) / "mlops-redeploy.sh"
 
@@ -92,7 +92,7 @@ def write_ready_hook(paths: StatePaths, settings: StackSettings, python: str = s
     hook.parent.mkdir(parents=True, exist_ok=True)
     hook.write_text(
         "#!/bin/sh\n"
-        "# Written by the embedded stack (infra/local/localstack_service.py); LocalStack runs it when ready.\n"
+        "# Written by the embedded stack (infra/aws_lambda/local_service.py); LocalStack runs it when ready.\n"
         "# LocalStack keeps nothing across restarts: deploy the API's Lambda again, in the background.\n"
         f"cd {shlex.quote(str(REPO_ROOT))} || exit 0\n"
         # A clean environment: LocalStack's own (e.g. its NO_PROXY entries) breaks the HTTP clients.
@@ -107,8 +107,8 @@ def write_ready_hook(paths: StatePaths, settings: StackSettings, python: str = s
 
 def build(ctx: BuildContext) -> LocalService:
     """LocalStack as a supervised program (its environments are created or updated first, see module doc)."""
-    from infra.localstack import venv as lsvenv
-    from infra.localstack.deploy import function_url_origins
+    from infra.aws_lambda import localstack_venvs as lsvenv
+    from infra.aws_lambda.localstack_deploy import function_url_origins
 
     envs = ctx.settings.localstack_envs_dir
     try:
@@ -159,7 +159,7 @@ def request_function(
 
 
 def _function_state(topo: catalog.Topology, spec: LambdaSpec) -> str:
-    from infra.localstack.deploy import aws_client
+    from infra.aws_lambda.localstack_deploy import aws_client
 
     try:
         cfg = aws_client("lambda", gateway_url(topo), timeout=10).get_function_configuration(
@@ -193,7 +193,7 @@ def explain_failure(detail: str, log_path: Path | None = None) -> str:
     if "docker" in detail.lower() or fell_back_to_docker(log_path):
         return (
             f"{detail} -- LocalStack fell back to its Docker executor: the local-process executor plugin "
-            "(infra/localstack/plugin) is not installed in LocalStack's venv or failed to load; "
+            "(infra/aws_lambda/localstack_plugin) is not installed in LocalStack's venv or failed to load; "
             f"see {log_path or 'its log'}"
         )
     return detail
@@ -254,7 +254,7 @@ def probe_function(
 # ---------------------------------------------------------------------------------------------------------
 def localstack_health(topo: catalog.Topology, timeout: float = 3.0) -> Health:
     """LocalStack's own health: ``GET /_localstack/health`` answers 200 and the services we use are up."""
-    from infra.localstack.venv import HEALTH_PATH
+    from infra.aws_lambda.localstack_venvs import HEALTH_PATH
 
     url = topo.url(catalog.LOCALSTACK, HEALTH_PATH)
     result, response = http_get(url, timeout)
@@ -282,7 +282,7 @@ def status(
 
     ``log_path`` (LocalStack's log) lets a failure name its cause when LocalStack fell back to Docker.
     """
-    from infra.localstack.deploy import find_endpoints
+    from infra.aws_lambda.localstack_deploy import find_endpoints
 
     own = localstack_health(topo)
     if not own.ok:
@@ -311,8 +311,8 @@ def check(topo: catalog.Topology) -> Health:
 
 
 def endpoints(topo: catalog.Topology, spec: LambdaSpec = LAMBDA) -> Any:
-    """The deployed function's :class:`~infra.localstack.deploy.LambdaEndpoints`, or None."""
-    from infra.localstack.deploy import find_endpoints
+    """The deployed function's :class:`~infra.aws_lambda.localstack_deploy.LambdaEndpoints`, or None."""
+    from infra.aws_lambda.localstack_deploy import find_endpoints
 
     try:
         return find_endpoints(gateway_url(topo), spec)
@@ -331,11 +331,11 @@ def deploy_function(
     """Create or update the function and its fronts with this stack's configuration (a ``DeployResult``).
 
     What both ``up`` and ``redeploy-lambda`` run: the boto3 deployer with the environment the Pulumi
-    component also uses (:func:`~infra.lambda_resources.function_environment`) and the local topology.
+    component also uses (:func:`~infra.aws_lambda.spec.function_environment`) and the local topology.
     """
-    from infra.localstack import deploy
+    from infra.aws_lambda import localstack_deploy
 
-    return deploy.deploy(
+    return localstack_deploy.deploy(
         gateway_url(topo),
         function_environment(creds, topo=topo),
         spec=spec,
@@ -434,10 +434,10 @@ class LambdaDeployment:
         return Health(False, f"Lambda: {self.phase}")
 
     def _run(self) -> None:
-        from infra.localstack import lambda_zip
+        from infra.aws_lambda import package_cache
 
         try:
-            package = lambda_zip.ensure_zip(self.spec, out=self._out)
+            package = package_cache.ensure_zip(self.spec, out=self._out)
             self.phase = "waiting for LocalStack"
             self._ready.wait()
             if self._cancel.is_set():
