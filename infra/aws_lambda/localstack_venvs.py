@@ -301,6 +301,29 @@ def init_hook_dir(state_dir: Path, stage: str = "ready.d") -> Path:
     return state_dirs(state_dir)["fs"] / "etc" / "localstack" / "init" / stage
 
 
+def _localstack_settings(
+    dirs: Mapping[str, Path], host: str, port: int, lambda_pythons: Mapping[str, Path | str], log_level: str
+) -> dict[str, str]:
+    """LocalStack's own variables (see :func:`localstack_command_and_env`): gateway, directories, executor."""
+    return {
+        "GATEWAY_LISTEN": f"{host}:{port}",
+        "GATEWAY_SERVER": GATEWAY_SERVER_NAME,
+        "LOCALSTACK_HOST": f"localhost:{port}",
+        "DNS_ADDRESS": "0",
+        "OVERRIDE_IN_DOCKER": "0",
+        "DISABLE_EVENTS": "1",
+        "SKIP_SSL_CERT_DOWNLOAD": "1",
+        "PERSISTENCE": "0",
+        "FILESYSTEM_ROOT": str(dirs["fs"]),
+        "TMPDIR": str(dirs["tmp"]),
+        "XDG_CACHE_HOME": str(dirs["cache"]),
+        "LAMBDA_RUNTIME_EXECUTOR": EXECUTOR_NAME,
+        PYTHONS_ENV: json.dumps({k: str(v) for k, v in lambda_pythons.items()}),
+        "LS_LOG": log_level,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
 def localstack_command_and_env(
     venv: Path,
     state_dir: Path,
@@ -345,25 +368,7 @@ def localstack_command_and_env(
         lambda_pythons = {"python3.12": Path(state_dir).resolve() / "lambda-python3.12" / "bin" / "python"}
     base = os.environ if base_env is None else base_env
     env = {k: v for k, v in base.items() if not k.startswith(_DROPPED_PREFIXES) and k not in _DROPPED}
-    env.update(
-        {
-            "GATEWAY_LISTEN": f"{host}:{port}",
-            "GATEWAY_SERVER": GATEWAY_SERVER_NAME,
-            "LOCALSTACK_HOST": f"localhost:{port}",
-            "DNS_ADDRESS": "0",
-            "OVERRIDE_IN_DOCKER": "0",
-            "DISABLE_EVENTS": "1",
-            "SKIP_SSL_CERT_DOWNLOAD": "1",
-            "PERSISTENCE": "0",
-            "FILESYSTEM_ROOT": str(dirs["fs"]),
-            "TMPDIR": str(dirs["tmp"]),
-            "XDG_CACHE_HOME": str(dirs["cache"]),
-            "LAMBDA_RUNTIME_EXECUTOR": EXECUTOR_NAME,
-            PYTHONS_ENV: json.dumps({k: str(v) for k, v in lambda_pythons.items()}),
-            "LS_LOG": log_level,
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    env.update(_localstack_settings(dirs, host, port, lambda_pythons, log_level))
     if lambda_ports is not None:
         if not lambda_ports or lambda_ports.step != 1:
             raise ValueError(f"lambda_ports must be a non-empty range of consecutive ports, got {lambda_ports!r}")

@@ -27,7 +27,7 @@ class HookContext:
     topology: catalog.Topology
     creds: catalog.Credentials
     out: Callable[[str], None] = lambda _msg: None
-    lambda_job: Any = None  # infra.aws_lambda.local_service.LambdaDeployment while `up` runs
+    lambda_job: Any = None  # infra.aws_lambda.local_deployment.LambdaDeployment while `up` runs
     log_path: Path | None = None
 
 

@@ -69,7 +69,7 @@ class Stack:
         self._out = out or (lambda _msg: None)
         self._creds: catalog.Credentials | None = None
         self._lock_depth = 0
-        self._lambda_job: Any = None  # local_service.LambdaDeployment while `up` runs
+        self._lambda_job: Any = None  # infra.aws_lambda.local_deployment.LambdaDeployment while `up` runs
 
     @contextlib.contextmanager
     def locked(self, timeout: float | None = None, create: bool = True) -> Iterator[None]:
@@ -253,7 +253,7 @@ class Stack:
             self._out(f"supervisord started ({self.paths.supervisord_conf})")
 
         if catalog.LOCALSTACK in services:
-            from infra.aws_lambda.local_service import LambdaDeployment
+            from infra.aws_lambda.local_deployment import LambdaDeployment
 
             # The zip is checked (and built if stale) right away, while the other services start.
             self._lambda_job = LambdaDeployment(
@@ -443,10 +443,10 @@ class Stack:
                 held.enter_context(self.locked(timeout=0, create=False))
             except StackError as e:
                 return f"nothing to do now: {e} (up deploys the Lambda itself)"
-            from infra.aws_lambda import local_service
+            from infra.aws_lambda import local_deployment
 
             try:
-                return local_service.redeploy(
+                return local_deployment.redeploy(
                     self.topology, self.credentials(), self.paths.log(catalog.LOCALSTACK), self._out
                 )
             except RuntimeError as e:

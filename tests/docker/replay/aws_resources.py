@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from infra import catalog
-from infra.aws_lambda import localstack_deploy
+from infra.aws_lambda import localstack_deploy, localstack_endpoints
 from infra.aws_lambda.spec import AWS_ACCOUNT_ID
 from tests.docker.replay.errors import ReplayError, check_inputs
 
@@ -105,7 +105,7 @@ class AwsResources:
         if endpoint is None:
             raise ReplayError(f"{typ} {name}: uses provider {provider_ref!r}, which is not a LocalStack provider")
         region = catalog.REGION
-        client = lambda service: localstack_deploy.aws_client(service, endpoint, region)  # noqa: E731
+        client = lambda service: localstack_endpoints.aws_client(service, endpoint, region)  # noqa: E731
         out = dict(inputs)
         if typ == BUCKET:
             client("s3").create_bucket(Bucket=inputs["bucket"])
@@ -211,7 +211,7 @@ class AwsResources:
                 f"the program declared {inputs.get('sourceCodeHash')}"
             )
         arn = config["FunctionArn"]
-        return inputs["name"], dict(inputs) | {"arn": arn, "invokeArn": localstack_deploy.invoke_arn(region, arn)}
+        return inputs["name"], dict(inputs) | {"arn": arn, "invokeArn": localstack_endpoints.invoke_arn(region, arn)}
 
     def delete(self, typ: str, rid: str, outputs: Mapping[str, Any], provider_ref: str) -> None:
         """Delete one resource (reverse dependency order is the caller's business).
@@ -229,7 +229,7 @@ class AwsResources:
 
     def _delete(self, typ: str, rid: str, outputs: Mapping[str, Any], provider_ref: str) -> None:
         endpoint = self.endpoints[provider_ref]
-        client = lambda service: localstack_deploy.aws_client(service, endpoint, catalog.REGION)  # noqa: E731
+        client = lambda service: localstack_endpoints.aws_client(service, endpoint, catalog.REGION)  # noqa: E731
         if typ == BUCKET:
             s3 = client("s3")
             if outputs.get("forceDestroy"):

@@ -18,7 +18,7 @@ import pytest
 
 from infra import catalog
 from infra.aws_lambda import local_service
-from infra.aws_lambda.localstack_deploy import LambdaEndpoints
+from infra.aws_lambda.localstack_endpoints import LambdaEndpoints
 from infra.local import Stack
 
 ENDPOINT_NAMES = ("function_url", "rest_v1")

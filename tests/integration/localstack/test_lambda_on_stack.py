@@ -21,7 +21,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from infra import catalog
-from infra.aws_lambda import local_service, localstack_deploy, package_cache
+from infra.aws_lambda import local_service, localstack_deploy, localstack_endpoints, package_cache
 from infra.aws_lambda.spec import LAMBDA, function_environment, source_code_hash
 from infra.local.quickstart import sample_request, wait_until_served
 from ml.settings import MLSettings
@@ -107,7 +107,7 @@ def test_status_lists_both_lambda_endpoints(lambda_stack: LambdaStack) -> None:
     assert info["endpoints"] == lambda_stack.clients == stack.lambda_endpoints()
     url = info["endpoints"]["function_url"]["url"]
     port = stack.settings.localstack_port
-    ids = localstack_deploy.custom_ids(LAMBDA)  # fixed: the same URLs after every LocalStack restart
+    ids = localstack_endpoints.custom_ids(LAMBDA)  # fixed: the same URLs after every LocalStack restart
     assert url == f"http://{ids['function_url']}.lambda-url.{catalog.REGION}.localhost:{port}/"
     assert info["rest_api_id"] == ids["rest_api"]
     assert info["endpoints"]["rest_v1"]["url"] == (
@@ -131,9 +131,9 @@ def test_the_package_respects_lambdas_limits_and_goes_through_s3(lambda_stack: L
     # upload is tested in tests/integration/localstack (test_direct_upload_over_50_mb_is_rejected).
     assert zipped > package_cache.DIRECT_UPLOAD_LIMIT
     gateway = lambda_stack.endpoints.gateway
-    head = localstack_deploy.aws_client("s3", gateway).head_object(Bucket=LAMBDA.code_bucket, Key=LAMBDA.code_key)
+    head = localstack_endpoints.aws_client("s3", gateway).head_object(Bucket=LAMBDA.code_bucket, Key=LAMBDA.code_key)
     assert head["ContentLength"] == zipped
-    config = localstack_deploy.aws_client("lambda", gateway).get_function_configuration(
+    config = localstack_endpoints.aws_client("lambda", gateway).get_function_configuration(
         FunctionName=LAMBDA.function_name
     )
     assert config["CodeSize"] == zipped
@@ -177,7 +177,7 @@ def test_lambda_environments_listen_on_the_stacks_ports_only(lambda_stack: Lambd
 def _cold_start(ls: LambdaStack, env: dict[str, str], marker: str) -> tuple[float, dict[str, Any]]:
     """Change the function's environment (LocalStack then starts a new execution environment) and time the
     first request after it: ``(seconds, /predict answer)``."""
-    lam = localstack_deploy.aws_client("lambda", ls.endpoints.gateway)
+    lam = localstack_endpoints.aws_client("lambda", ls.endpoints.gateway)
     lam.update_function_configuration(
         FunctionName=LAMBDA.function_name, Environment={"Variables": {**env, "MLOPS_TEST_COLD_START": marker}}
     )

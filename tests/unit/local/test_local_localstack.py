@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from infra import catalog
-from infra.aws_lambda import local_service
+from infra.aws_lambda import local_deployment, local_service
 from infra.aws_lambda import localstack_venvs as lsvenv
 from infra.local import health, programs
 from infra.local.layout import StatePaths
@@ -107,7 +107,7 @@ def test_docker_fallback_is_explained() -> None:
 
 
 def test_a_failed_deployment_is_reported_by_the_start_gate(tmp_path: Path) -> None:
-    job = local_service.LambdaDeployment(StackSettings().topology(), catalog.Credentials.generate(), print)
+    job = local_deployment.LambdaDeployment(StackSettings().topology(), catalog.Credentials.generate(), print)
     assert not job.health().ok and "checking the zip" in job.health().detail
     job.failed = "deploying failed: DeployError: function mlops-api is Failed: no interpreter"
     assert job.health() == health.Health(False, job.failed)

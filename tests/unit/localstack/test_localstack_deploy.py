@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from infra.aws_lambda import localstack_deploy
+from infra.aws_lambda import localstack_deploy, localstack_endpoints
 from infra.aws_lambda.spec import LAMBDA, LambdaSpec, source_code_hash
 
 pytestmark = pytest.mark.unit
@@ -103,7 +103,7 @@ def test_the_deployer_applies_every_field(moto_endpoint: str, sentinel_spec: Lam
     spec = sentinel_spec
     result = _deploy(moto_endpoint, spec)
     s3, iam, lam, apigw = (
-        localstack_deploy.aws_client(s, moto_endpoint) for s in ("s3", "iam", "lambda", "apigateway")
+        localstack_endpoints.aws_client(s, moto_endpoint) for s in ("s3", "iam", "lambda", "apigateway")
     )
     seen: dict[str, Any] = {}
 
@@ -145,7 +145,7 @@ def test_the_deployer_applies_every_field(moto_endpoint: str, sentinel_spec: Lam
     for resource in resources.values():
         integration = apigw.get_integration(restApiId=api["id"], resourceId=resource["id"], httpMethod="ANY")
         assert integration["type"] == "AWS_PROXY"
-        assert integration["uri"] == localstack_deploy.invoke_arn("us-east-1", cfg["FunctionArn"])
+        assert integration["uri"] == localstack_endpoints.invoke_arn("us-east-1", cfg["FunctionArn"])
     assert result.endpoints.rest_url.endswith(f"/restapis/{api['id']}/sentinelstage/_user_request_")
     assert result.endpoints.execute_api_url.endswith(f"/_aws/execute-api/{api['id']}/sentinelstage")
 
@@ -157,13 +157,15 @@ def test_the_deployer_applies_every_field(moto_endpoint: str, sentinel_spec: Lam
     )
 
     # LocalStack-only: fixed ids for stable URLs (moto stores the tags without honouring them).
-    ids = localstack_deploy.custom_ids(spec)
-    assert lam.list_tags(Resource=cfg["FunctionArn"])["Tags"] == {localstack_deploy.CUSTOM_ID_TAG: ids["function_url"]}
-    assert api["tags"] == {localstack_deploy.CUSTOM_ID_TAG: ids["rest_api"]}
+    ids = localstack_endpoints.custom_ids(spec)
+    assert lam.list_tags(Resource=cfg["FunctionArn"])["Tags"] == {
+        localstack_endpoints.CUSTOM_ID_TAG: ids["function_url"]
+    }
+    assert api["tags"] == {localstack_endpoints.CUSTOM_ID_TAG: ids["rest_api"]}
 
     # Every deployed field was checked above; the one left out really is left out.
     assert {k for k, ok in seen.items() if ok} == set(localstack_deploy.SPEC_FIELDS)
-    http_apis = localstack_deploy.aws_client("apigatewayv2", moto_endpoint).get_apis()["Items"]
+    http_apis = localstack_endpoints.aws_client("apigatewayv2", moto_endpoint).get_apis()["Items"]
     assert spec.http_api_name not in {a["Name"] for a in http_apis}
 
 
@@ -187,7 +189,7 @@ def test_changes_are_applied_and_only_them(moto_endpoint: str, sentinel_spec: La
         f"s3 object {new_code.code_bucket}/{new_code.code_key}",
         f"lambda function {new_code.function_name} code",
     ]
-    cfg = localstack_deploy.aws_client("lambda", moto_endpoint).get_function_configuration(
+    cfg = localstack_endpoints.aws_client("lambda", moto_endpoint).get_function_configuration(
         FunctionName=new_code.function_name
     )
     assert cfg["CodeSha256"] == source_code_hash(new_code.zip_path)
@@ -198,7 +200,7 @@ def test_find_endpoints_of_nothing(moto_endpoint: str) -> None:
 
 
 def test_endpoint_forms_and_curl_commands() -> None:
-    eps = localstack_deploy.LambdaEndpoints(
+    eps = localstack_endpoints.LambdaEndpoints(
         gateway="http://127.0.0.1:4566",
         function_name="mlops-api",
         function_arn="arn:aws:lambda:us-east-1:000000000000:function:mlops-api",
