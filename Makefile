@@ -72,7 +72,7 @@ logs: venv ## Service logs (make logs ARGS=mlflow)
 	$(STACK) logs $(ARGS)
 
 lambda-zip: venv ## Build the API's Lambda deployment zip if missing or stale (build/lambda/api-lambda.zip)
-	$(PY) -m infra.localstack.lambda_zip
+	$(PY) -m infra.aws_lambda.package_cache
 
 # Pulumi runs the program with its uv toolchain (Pulumi.yaml), which needs `uv` on PATH: these targets put
 # the uv that make uses there (.tools/bin when it was bootstrapped). They need the Pulumi CLI.

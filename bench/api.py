@@ -11,8 +11,8 @@ One run, one champion model, three servers (each one uvicorn worker, started the
   ``predict_proba`` on a NumPy array (the floor: no metrics, no logs, no model management).
 
 Measured: single-record latency (p50, p99) and throughput at concurrency 1, 8 and 64; 1,000-record batch
-latency; and the Lambda package (``python -m api.lambda_build``) run by ``awslambdaric`` behind the Runtime
-API emulator: cold start (runtime process start to first response, model load included) and warm latency.
+latency; and the Lambda package (``python -m infra.aws_lambda.package_build``) run by ``awslambdaric`` behind the
+Runtime API emulator: cold start (runtime process start to first response, model load included) and warm latency.
 
 How: each server is pinned to one CPU (the idler one when the run starts) and the load generator to
 another (``os.sched_setaffinity``), so the client does not eat the server's CPU. The load generator is a
@@ -262,13 +262,13 @@ def start_servers(env: dict[str, str], model_name: str, model_dir: Path, logs: P
 # ---------------------------------------------------------------------------------------------------------
 def bench_lambda(env: dict[str, str], model_name: str, work: Path, invocations: int, cold_runs: int) -> dict[str, Any]:
     """Build the zip, then measure cold starts and warm invocations through awslambdaric + the emulator."""
-    from api import lambda_build
-    from infra.localstack.runtime_api import LambdaProcess
-    from infra.localstack.venv import ensure_lambda_runtime
+    from infra.aws_lambda import package_build
+    from infra.aws_lambda.localstack_venvs import ensure_lambda_runtime
+    from infra.aws_lambda.runtime_api import LambdaProcess
     from tests.datasets import breast_cancer_record
     from tests.unit.api.lambda_events import event
 
-    zip_path, zipped, unzipped = lambda_build.build(work / "lambda-build")
+    zip_path, zipped, unzipped = package_build.build(work / "lambda-build")
     code = work / "lambda-task"
     with zipfile.ZipFile(zip_path) as archive:
         archive.extractall(code)

@@ -39,9 +39,9 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 
 from infra import catalog  # noqa: E402
-from infra.lambda_resources import LAMBDA, function_environment  # noqa: E402
-from infra.local import Stack, StackSettings, allocate_ports, localstack_service  # noqa: E402
-from infra.localstack import deploy  # noqa: E402
+from infra.aws_lambda import local_service, localstack_endpoints  # noqa: E402
+from infra.aws_lambda.spec import LAMBDA, function_environment  # noqa: E402
+from infra.local import Stack, StackSettings, allocate_ports  # noqa: E402
 from ml.settings import MLSettings  # noqa: E402
 from ml.spec import get_spec  # noqa: E402
 
@@ -132,7 +132,7 @@ def run(stack: Stack, cold_runs: int, warm_n: int) -> dict[str, Any]:
     version = wait_served(stack.url(catalog.API), {})
     env = function_environment(stack.credentials(), topo=stack.topology)
     results: dict[str, Any] = {"endpoints": endpoints, "model_version": version}
-    lam = deploy.aws_client("lambda", stack.url(catalog.LOCALSTACK))
+    lam = localstack_endpoints.aws_client("lambda", stack.url(catalog.LOCALSTACK))
     try:
         colds = [cold_start(lam, url, env, str(i), body) for i in range(cold_runs)]
         served = wait_served(url["base_url"], url["headers"])
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             train_quick_champion(stack, root or Path("."))
         elif catalog.LOCALSTACK not in stack.services() or not stack.is_running():
             raise SystemExit("no running stack with LocalStack: run `make up` first, or use --isolated")
-        health = localstack_service.check(stack.topology)
+        health = local_service.check(stack.topology)
         if not health.ok:
             raise SystemExit(f"LocalStack is not healthy: {health.detail}")
         results = run(stack, args.cold, args.warm)

@@ -5,8 +5,8 @@ in :mod:`infra.components.services`) and the :class:`LambdaApi`; ``infra/__main_
 config, creates the platform and exports its outputs.
 """
 
+from infra.aws_lambda.pulumi_component import LambdaApi
 from infra.components.config import StackConfig
-from infra.components.lambda_api import LambdaApi
 from infra.components.platform import MlopsPlatform
 from infra.components.secrets import PlatformSecrets
 from infra.components.service import ContainerSpec, Job, ServiceDeployment

@@ -16,7 +16,7 @@ import pulumi
 from pulumi.runtime import config as pulumi_config
 
 from infra import catalog
-from infra.lambda_resources import LAMBDA, REPO_ROOT
+from infra.aws_lambda.spec import LAMBDA, REPO_ROOT
 from ml.settings import MLSettings
 
 PROJECT = "mlops-platform"  # must equal `name` in Pulumi.yaml (the config namespace)

@@ -11,9 +11,9 @@ import pulumi
 import pulumi_docker as docker
 
 from infra import catalog
+from infra.aws_lambda.pulumi_component import LambdaApi
 from infra.components.common import TYPE_PREFIX, StackContext, local_image
 from infra.components.config import StackConfig
-from infra.components.lambda_api import LambdaApi
 from infra.components.secrets import PlatformSecrets
 from infra.components.service import ServiceDeployment, job_container
 from infra.components.services import AIRFLOW_COMPONENTS, BUILT_IMAGES, VOLUMES, stack_services, training_trigger_job

@@ -161,12 +161,12 @@ def check(
     """The catalog's health check of ``service``.
 
     LocalStack's goes further than its catalog entry (``GET /_localstack/health``): the deployed function must
-    answer a request through its Function URL too (see :mod:`infra.local.localstack_service`).
+    answer a request through its Function URL too (see :mod:`infra.aws_lambda.local_service`).
     """
     if service == catalog.LOCALSTACK:
-        from infra.local import localstack_service
+        from infra.aws_lambda import local_service
 
-        return localstack_service.check(topo)
+        return local_service.check(topo)
     hc = catalog.SERVICES[service].health
     if hc.kind == "sql":
         return check_sql(topo, creds)

@@ -115,7 +115,7 @@ class StatePaths:
 
     @property
     def localstack(self) -> Path:
-        """LocalStack's working directory and state (see ``infra/localstack/venv.py``)."""
+        """LocalStack's working directory and state (see ``infra/aws_lambda/localstack_venvs.py``)."""
         return self.root / "localstack"
 
     @property

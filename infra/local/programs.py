@@ -2,7 +2,7 @@
 
 One builder per catalog service turns the catalog's command, environment and port into a :class:`Program`.
 The table :data:`BUILDERS` holds every builder; :func:`register_builder` replaces one (tests, other
-implementations). LocalStack's builder lives in :mod:`infra.local.localstack_service` and is imported only
+implementations). LocalStack's builder lives in :mod:`infra.aws_lambda.local_service` and is imported only
 when LocalStack is enabled (``MLOPS_STACK_ENABLE_LOCALSTACK``: ``auto`` by default, i.e. when Python 3.13
 and 3.12 are installed).
 
@@ -285,10 +285,10 @@ def build_api(ctx: BuildContext) -> LocalService:
 
 
 def build_localstack(ctx: BuildContext) -> LocalService:
-    """LocalStack in host mode with the local-process Lambda executor (see :mod:`infra.local.localstack_service`)."""
-    from infra.local import localstack_service
+    """LocalStack in host mode with the local-process Lambda executor (see :mod:`infra.aws_lambda.local_service`)."""
+    from infra.aws_lambda import local_service
 
-    return localstack_service.build(ctx)
+    return local_service.build(ctx)
 
 
 BUILDERS: dict[str, Builder] = {

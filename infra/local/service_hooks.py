@@ -27,7 +27,7 @@ class HookContext:
     topology: catalog.Topology
     creds: catalog.Credentials
     out: Callable[[str], None] = lambda _msg: None
-    lambda_job: Any = None  # infra.local.localstack_service.LambdaDeployment while `up` runs
+    lambda_job: Any = None  # infra.aws_lambda.local_deployment.LambdaDeployment while `up` runs
     log_path: Path | None = None
 
 
@@ -104,7 +104,7 @@ MLFLOW_HOOKS = ServiceHooks(on_ready=_mlflow_on_ready)
 
 # ------------------------------------------------------------------------------------------------- LocalStack
 def _localstack_ready(ctx: HookContext) -> Health:
-    from infra.local.localstack_service import localstack_health
+    from infra.aws_lambda.local_service import localstack_health
 
     return localstack_health(ctx.topology)  # LocalStack starts empty: the Lambda is deployed right after
 
@@ -127,10 +127,10 @@ def _localstack_failure(ctx: HookContext) -> str | None:
 
 
 def _localstack_status(ctx: HookContext) -> tuple[Health, dict[str, Any]]:
-    from infra.local import localstack_service
+    from infra.aws_lambda import local_service
 
-    result, eps = localstack_service.status(ctx.topology, log_path=ctx.log_path)
-    return result, ({"lambda": localstack_service.describe_endpoints(eps)} if eps is not None else {})
+    result, eps = local_service.status(ctx.topology, log_path=ctx.log_path)
+    return result, ({"lambda": local_service.describe_endpoints(eps)} if eps is not None else {})
 
 
 LOCALSTACK_HOOKS = ServiceHooks(

@@ -32,7 +32,7 @@ CATALOG_PORT_FIELDS = {name: f"{name}_port" for name in catalog.Ports.__dataclas
 #: Internal SeaweedFS ports (each also uses ``port + GRPC_OFFSET``).
 SEAWEED_PORT_FIELDS = ("seaweed_master_port", "seaweed_volume_port", "seaweed_filer_port", "seaweed_admin_port")
 #: Consecutive ports, from ``localstack_lambda_port``, for LocalStack's Lambda execution environments (two
-#: servers each, see infra/localstack/plugin): at most half as many environments run at once.
+#: servers each, see infra/aws_lambda/localstack_plugin): at most half as many environments run at once.
 LOCALSTACK_LAMBDA_PORTS = 20
 #: Every port setting (what ``port_offset`` moves).
 PORT_FIELDS = (
@@ -60,12 +60,12 @@ def _default_localstack_envs() -> Path:
 @functools.cache
 def localstack_unavailable_reason() -> str | None:
     """Why LocalStack cannot run here (a missing interpreter, explained), or None if it can."""
-    from infra.lambda_resources import LAMBDA
-    from infra.localstack import venv
+    from infra.aws_lambda import localstack_venvs
+    from infra.aws_lambda.spec import LAMBDA
 
     # LocalStack's own interpreter, and the one its execution environments run the function on.
-    needed = (venv.LOCALSTACK_PYTHON, LAMBDA.runtime.removeprefix("python"))
-    problems = [venv.explain_python_search(v) for v in needed if venv.find_python(v) is None]
+    needed = (localstack_venvs.LOCALSTACK_PYTHON, LAMBDA.runtime.removeprefix("python"))
+    problems = [localstack_venvs.explain_python_search(v) for v in needed if localstack_venvs.find_python(v) is None]
     return "; ".join(problems) or None
 
 

@@ -69,7 +69,7 @@ class Stack:
         self._out = out or (lambda _msg: None)
         self._creds: catalog.Credentials | None = None
         self._lock_depth = 0
-        self._lambda_job: Any = None  # localstack_service.LambdaDeployment while `up` runs
+        self._lambda_job: Any = None  # infra.aws_lambda.local_deployment.LambdaDeployment while `up` runs
 
     @contextlib.contextmanager
     def locked(self, timeout: float | None = None, create: bool = True) -> Iterator[None]:
@@ -253,7 +253,7 @@ class Stack:
             self._out(f"supervisord started ({self.paths.supervisord_conf})")
 
         if catalog.LOCALSTACK in services:
-            from infra.local.localstack_service import LambdaDeployment
+            from infra.aws_lambda.local_deployment import LambdaDeployment
 
             # The zip is checked (and built if stale) right away, while the other services start.
             self._lambda_job = LambdaDeployment(
@@ -418,20 +418,20 @@ class Stack:
         """Where the API deployed as a Lambda answers: ``{"function_url": {...}, "rest_v1": {...}}``, or ``{}``.
 
         Each with ``url``, ``base_url`` and ``headers``, ``predict_url`` and a ``curl`` command (see
-        :func:`infra.local.localstack_service.client_endpoints`); ``{}`` unless the function is deployed.
+        :func:`infra.aws_lambda.local_service.client_endpoints`); ``{}`` unless the function is deployed.
         """
         if catalog.LOCALSTACK not in self.services() or not self.is_running():
             return {}
-        from infra.local import localstack_service
+        from infra.aws_lambda import local_service
 
-        eps = localstack_service.endpoints(self.topology)
-        return localstack_service.client_endpoints(eps) if eps is not None else {}
+        eps = local_service.endpoints(self.topology)
+        return local_service.client_endpoints(eps) if eps is not None else {}
 
     def redeploy_lambda(self) -> str:
         """Deploy the API's Lambda into the running LocalStack again if it is missing; returns what happened.
 
         LocalStack forgets every resource when it restarts; its ready hook (see
-        :func:`infra.local.localstack_service.write_ready_hook`) runs this after supervisord restarted it.
+        :func:`infra.aws_lambda.local_service.write_ready_hook`) runs this after supervisord restarted it.
         While ``up``, ``down`` or ``destroy`` holds the stack lock it does nothing: ``up`` deploys the
         function itself. It deploys the zip ``up`` built last (never rebuilds it) with the stack's
         configuration, then checks that the function answers. Raises :class:`StackError` on failure.
@@ -443,10 +443,10 @@ class Stack:
                 held.enter_context(self.locked(timeout=0, create=False))
             except StackError as e:
                 return f"nothing to do now: {e} (up deploys the Lambda itself)"
-            from infra.local import localstack_service
+            from infra.aws_lambda import local_deployment
 
             try:
-                return localstack_service.redeploy(
+                return local_deployment.redeploy(
                     self.topology, self.credentials(), self.paths.log(catalog.LOCALSTACK), self._out
                 )
             except RuntimeError as e:

@@ -23,7 +23,7 @@ import docker.errors
 import httpx
 
 from infra import catalog
-from infra.localstack import lambda_zip
+from infra.aws_lambda import package_cache
 from ml.settings import MLSettings
 from ml.spec import get_spec
 from tests.docker import replay
@@ -61,7 +61,7 @@ class DockerStack:
     # ---------------------------------------------------------------------------------------------------
     def up(self) -> replay.Deployment:
         """Build the Lambda zip if stale, then replay ``pulumi up``; a failure destroys what was created."""
-        lambda_zip.ensure_zip()
+        package_cache.ensure_zip()
         t0 = time.monotonic()
         deployment = replay.up(self.client, self.docker_cli, self.config, log=self.log)
         self.deployment = deployment

@@ -104,7 +104,7 @@ def upstream_images() -> set[str]:
 
     import yaml
 
-    from infra.lambda_resources import LAMBDA
+    from infra.aws_lambda.spec import LAMBDA
 
     config = yaml.safe_load((REPO_ROOT / "Pulumi.dev.yaml").read_text())["config"]
     refs = set(config["mlops-platform:images"].values())

@@ -1,6 +1,6 @@
 """pulumi-aws resources carried out against LocalStack with boto3 (the project's deployer's clients and waits).
 
-Only the resource types of ``infra/components/lambda_api.py`` are known; each maps its inputs to the AWS
+Only the resource types of ``infra/aws_lambda/pulumi_component.py`` are known; each maps its inputs to the AWS
 calls the Terraform AWS provider makes for them. The provider resource (``pulumi:providers:aws``) tells
 which endpoint the resources go to: the program's provider points every service at LocalStack.
 """
@@ -15,8 +15,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from infra import catalog
-from infra.lambda_resources import AWS_ACCOUNT_ID
-from infra.localstack import deploy
+from infra.aws_lambda import localstack_deploy, localstack_endpoints
+from infra.aws_lambda.spec import AWS_ACCOUNT_ID
 from tests.docker.replay.errors import ReplayError, check_inputs
 
 PROVIDER = "pulumi:providers:aws"
@@ -105,7 +105,7 @@ class AwsResources:
         if endpoint is None:
             raise ReplayError(f"{typ} {name}: uses provider {provider_ref!r}, which is not a LocalStack provider")
         region = catalog.REGION
-        client = lambda service: deploy.aws_client(service, endpoint, region)  # noqa: E731
+        client = lambda service: localstack_endpoints.aws_client(service, endpoint, region)  # noqa: E731
         out = dict(inputs)
         if typ == BUCKET:
             client("s3").create_bucket(Bucket=inputs["bucket"])
@@ -200,7 +200,7 @@ class AwsResources:
             Publish=False,
         )
         # The AWS provider waits until the function is Active (and fails if it is not).
-        config = deploy.wait_for_function(lam, inputs["name"], "function_active_v2", FUNCTION_TIMEOUT_S)
+        config = localstack_deploy.wait_for_function(lam, inputs["name"], "function_active_v2", FUNCTION_TIMEOUT_S)
         if inputs.get("reservedConcurrentExecutions") is not None:
             lam.put_function_concurrency(
                 FunctionName=inputs["name"], ReservedConcurrentExecutions=int(inputs["reservedConcurrentExecutions"])
@@ -211,7 +211,7 @@ class AwsResources:
                 f"the program declared {inputs.get('sourceCodeHash')}"
             )
         arn = config["FunctionArn"]
-        return inputs["name"], dict(inputs) | {"arn": arn, "invokeArn": deploy.invoke_arn(region, arn)}
+        return inputs["name"], dict(inputs) | {"arn": arn, "invokeArn": localstack_endpoints.invoke_arn(region, arn)}
 
     def delete(self, typ: str, rid: str, outputs: Mapping[str, Any], provider_ref: str) -> None:
         """Delete one resource (reverse dependency order is the caller's business).
@@ -229,7 +229,7 @@ class AwsResources:
 
     def _delete(self, typ: str, rid: str, outputs: Mapping[str, Any], provider_ref: str) -> None:
         endpoint = self.endpoints[provider_ref]
-        client = lambda service: deploy.aws_client(service, endpoint, catalog.REGION)  # noqa: E731
+        client = lambda service: localstack_endpoints.aws_client(service, endpoint, catalog.REGION)  # noqa: E731
         if typ == BUCKET:
             s3 = client("s3")
             if outputs.get("forceDestroy"):

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from api import lambda_build
+from infra.aws_lambda import package_build
 from infra.catalog import CHAMPION_CACHE_URI
 from tests.integration.api.api_stack import REPO, ApiProcess, start_api, train_champion
 from tests.support.mlflow_server import RegistryStack, start_registry_stack
@@ -94,16 +94,16 @@ ENVS_DIR = Path(os.environ.get("MLOPS_LOCALSTACK_ENVS") or REPO / ".tools" / "lo
 @pytest.fixture(scope="session")
 def lambda_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Lambda zip, built once per session."""
-    if lambda_build.find_python312() is None:
+    if package_build.find_python312() is None:
         pytest.skip("no Python 3.12 interpreter (the python3.12 runtime's wheels and bytecode need one)")
-    built, _, _ = lambda_build.build(tmp_path_factory.mktemp("zip-a"))
+    built, _, _ = package_build.build(tmp_path_factory.mktemp("zip-a"))
     return built
 
 
 @pytest.fixture(scope="session")
 def built_zips(lambda_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The Lambda zip built twice, in two directories."""
-    second, _, _ = lambda_build.build(tmp_path_factory.mktemp("zip-b"))
+    second, _, _ = package_build.build(tmp_path_factory.mktemp("zip-b"))
     return lambda_zip, second
 
 
@@ -120,7 +120,7 @@ def code_dir(lambda_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 def runtime_python() -> Path:
     """Python 3.12 with awslambdaric and boto3 (what AWS's python3.12 images provide)."""
     lambda_venv = pytest.importorskip(
-        "infra.localstack.venv", reason="the Lambda runtime environment helper is missing"
+        "infra.aws_lambda.localstack_venvs", reason="the Lambda runtime environment helper is missing"
     )
     try:
         return Path(lambda_venv.ensure_lambda_runtime(ENVS_DIR, "python3.12"))

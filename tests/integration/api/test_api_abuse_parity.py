@@ -1,8 +1,8 @@
 """The same bad requests through the API process and through the built Lambda zip answer the same.
 
 The process is ``uvicorn api.main:app`` (as the container runs it); the Lambda is the zip from
-``python -m api.lambda_build`` run by ``python3.12 -m awslambdaric`` behind the project's Runtime API emulator,
-sent Function URL (body base64-encoded, as Function URLs do for non-text types) and REST v1 events. Status,
+``python -m infra.aws_lambda.package_build`` run by ``python3.12 -m awslambdaric`` behind the project's Runtime API
+emulator, sent Function URL (body base64-encoded, as Function URLs do for non-text types) and REST v1 events. Status,
 body and ``Content-Type`` must be identical. The numbers are the issue's cases.
 """
 
@@ -28,7 +28,7 @@ from tests.unit.api.lambda_events import event, response_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-runtime_api = pytest.importorskip("infra.localstack.runtime_api", reason="the Lambda Runtime API emulator is missing")
+runtime_api = pytest.importorskip("infra.aws_lambda.runtime_api", reason="the Lambda Runtime API emulator is missing")
 
 GOOD = breast_cancer_record()
 JSON_HEADERS = {"content-type": "application/json"}

@@ -2,7 +2,7 @@
 behind a Runtime API emulator, in the unzipped package, with only the function's environment.
 
 The emulator and the runtime environment (awslambdaric + boto3 on Python 3.12, like AWS's images) are the
-project's LocalStack executor pieces: ``infra.localstack.runtime_api`` and ``infra.localstack.venv``.
+project's LocalStack executor pieces: ``infra.aws_lambda.runtime_api`` and ``infra.aws_lambda.localstack_venvs``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from api import docs, lambda_build
+from api import docs
+from infra.aws_lambda import package_build
 from tests.datasets import breast_cancer_record
 from tests.integration.api.browser import chromium_page, require_chromium
 from tests.integration.api.conftest import ADMIN_KEY, CHAMPION_MODEL, api_env
@@ -26,7 +27,7 @@ from tests.unit.api.lambda_events import EVENT_KINDS, event, response_body, resp
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-runtime_api = pytest.importorskip("infra.localstack.runtime_api", reason="the Lambda Runtime API emulator is missing")
+runtime_api = pytest.importorskip("infra.aws_lambda.runtime_api", reason="the Lambda Runtime API emulator is missing")
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +68,12 @@ def test_builds_are_byte_identical_and_fit_lambda(built_zips: tuple[Path, Path])
         infos = archive.infolist()
     names = [i.filename for i in infos]
     assert names == sorted(names)
-    assert {i.date_time for i in infos} == {lambda_build.ZIP_EPOCH}
-    assert sum(i.file_size for i in infos) < lambda_build.UNZIPPED_LIMIT * 0.9
+    assert {i.date_time for i in infos} == {package_build.ZIP_EPOCH}
+    assert sum(i.file_size for i in infos) < package_build.UNZIPPED_LIMIT * 0.9
     tops = {n.split("/", 1)[0] for n in names}
     assert {"api", "ml", "fastapi", "mangum", "sklearn", "skops", "numpy", "pydantic"} <= tops
     assert not tops & {"pandas", "mlflow", "uvicorn", "uvloop", "boto3", "botocore", "airflow"}
-    assert "api/lambda_build.py" not in names and "ml/spec.py" in names and "ml/settings.py" not in names
+    assert "infra/aws_lambda/package_build.py" not in names and "ml/spec.py" in names and "ml/settings.py" not in names
     assert not [n for n in names if "/tests/" in n]
     assert "api/__pycache__/main.cpython-312.pyc" in names  # precompiled for the python3.12 runtime
 

@@ -43,7 +43,7 @@ from tests.unit.api.lambda_events import event, response_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-runtime_api = pytest.importorskip("infra.localstack.runtime_api", reason="the Lambda Runtime API emulator is missing")
+runtime_api = pytest.importorskip("infra.aws_lambda.runtime_api", reason="the Lambda Runtime API emulator is missing")
 
 PAUSE_S = 8.0  # how long MLflow stays SIGSTOPped while requests flow
 PROCESS_BOUND_S = 0.5  # slowest acceptable /predict of the process during the pause

@@ -17,8 +17,9 @@ import httpx
 import pytest
 
 from infra import catalog
-from infra.local import Stack, localstack_service
-from infra.localstack.deploy import LambdaEndpoints
+from infra.aws_lambda import local_service
+from infra.aws_lambda.localstack_endpoints import LambdaEndpoints
+from infra.local import Stack
 from tests.support.waiting import wait_until
 
 ENDPOINT_NAMES = ("function_url", "rest_v1")
@@ -67,9 +68,9 @@ def lambda_stack_of(trained_stack: tuple[Stack, Any]) -> LambdaStack:
         reason = stack.settings.localstack_off_reason() or "switched off (MLOPS_STACK_ENABLE_LOCALSTACK)"
         pytest.skip(f"the stack runs without LocalStack: {reason}")
     stack.up()  # idempotent: redeploys the function if LocalStack lost it (it keeps nothing across restarts)
-    eps = localstack_service.endpoints(stack.topology)
+    eps = local_service.endpoints(stack.topology)
     assert eps is not None, "LocalStack runs but the function is not deployed"
-    ls = LambdaStack(stack, eps, localstack_service.client_endpoints(eps), str(result.champion_version))
+    ls = LambdaStack(stack, eps, local_service.client_endpoints(eps), str(result.champion_version))
     # The function started (at `up`) before the champion existed; it loads it on a later invocation (the retry
     # while it has no model, or the alias check every MLOPS_API_POLL_INTERVAL_S).
     took = wait_for(lambda: served_version(ls) == ls.champion, 120, f"the Lambda to serve champion v{ls.champion}")

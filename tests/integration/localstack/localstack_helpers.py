@@ -15,8 +15,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from infra.aws_lambda import localstack_venvs as lsvenv
 from infra.local.settings import StackSettings, localstack_unavailable_reason
-from infra.localstack import venv as lsvenv
 from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[3]

@@ -21,10 +21,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from infra import catalog
-from infra.lambda_resources import LAMBDA, function_environment, source_code_hash
-from infra.local import localstack_service
+from infra.aws_lambda import local_service, localstack_deploy, localstack_endpoints, package_cache
+from infra.aws_lambda.spec import LAMBDA, function_environment, source_code_hash
 from infra.local.quickstart import sample_request, wait_until_served
-from infra.localstack import deploy, lambda_zip
 from ml.settings import MLSettings
 from tests.integration.localstack.lambda_stack import (
     ENDPOINT_NAMES,
@@ -108,7 +107,7 @@ def test_status_lists_both_lambda_endpoints(lambda_stack: LambdaStack) -> None:
     assert info["endpoints"] == lambda_stack.clients == stack.lambda_endpoints()
     url = info["endpoints"]["function_url"]["url"]
     port = stack.settings.localstack_port
-    ids = deploy.custom_ids(LAMBDA)  # fixed: the same URLs after every LocalStack restart
+    ids = localstack_endpoints.custom_ids(LAMBDA)  # fixed: the same URLs after every LocalStack restart
     assert url == f"http://{ids['function_url']}.lambda-url.{catalog.REGION}.localhost:{port}/"
     assert info["rest_api_id"] == ids["rest_api"]
     assert info["endpoints"]["rest_v1"]["url"] == (
@@ -125,16 +124,18 @@ def test_status_lists_both_lambda_endpoints(lambda_stack: LambdaStack) -> None:
 def test_the_package_respects_lambdas_limits_and_goes_through_s3(lambda_stack: LambdaStack) -> None:
     package = LAMBDA.zip_file()
     zipped = package.stat().st_size
-    unzipped = lambda_zip.unzipped_size(package)
+    unzipped = package_cache.unzipped_size(package)
     print(f"Lambda zip: {zipped / 2**20:.1f} MiB zipped, {unzipped / 2**20:.1f} MiB unzipped")
-    assert unzipped < lambda_zip.UNZIPPED_LIMIT  # 250 MiB, layers included (there are none)
+    assert unzipped < package_cache.UNZIPPED_LIMIT  # 250 MiB, layers included (there are none)
     # Above the 50 MB direct-upload limit, so it must come from S3; that LocalStack refuses a larger direct
     # upload is tested in tests/integration/localstack (test_direct_upload_over_50_mb_is_rejected).
-    assert zipped > lambda_zip.DIRECT_UPLOAD_LIMIT
+    assert zipped > package_cache.DIRECT_UPLOAD_LIMIT
     gateway = lambda_stack.endpoints.gateway
-    head = deploy.aws_client("s3", gateway).head_object(Bucket=LAMBDA.code_bucket, Key=LAMBDA.code_key)
+    head = localstack_endpoints.aws_client("s3", gateway).head_object(Bucket=LAMBDA.code_bucket, Key=LAMBDA.code_key)
     assert head["ContentLength"] == zipped
-    config = deploy.aws_client("lambda", gateway).get_function_configuration(FunctionName=LAMBDA.function_name)
+    config = localstack_endpoints.aws_client("lambda", gateway).get_function_configuration(
+        FunctionName=LAMBDA.function_name
+    )
     assert config["CodeSize"] == zipped
     assert config["CodeSha256"] == source_code_hash(package)
     assert config["Runtime"] == LAMBDA.runtime and config["Handler"] == LAMBDA.handler
@@ -146,10 +147,12 @@ def test_up_again_changes_nothing(lambda_stack: LambdaStack) -> None:
     stack.up()
     assert stack.supervisor().info(catalog.LOCALSTACK).pid == pid
     # The deployer, with the environment the stack gives the function, finds everything in place.
-    package = lambda_zip.ensure_zip()
+    package = package_cache.ensure_zip()
     assert not package.built
     env = function_environment(stack.credentials(), topo=stack.topology)
-    result = deploy.deploy(lambda_stack.endpoints.gateway, env, zip_path=package.path, code_sha256=package.code_sha256)
+    result = localstack_deploy.deploy(
+        lambda_stack.endpoints.gateway, env, zip_path=package.path, code_sha256=package.code_sha256
+    )
     assert result.changed == []
     assert result.endpoints == lambda_stack.endpoints
 
@@ -174,7 +177,7 @@ def test_lambda_environments_listen_on_the_stacks_ports_only(lambda_stack: Lambd
 def _cold_start(ls: LambdaStack, env: dict[str, str], marker: str) -> tuple[float, dict[str, Any]]:
     """Change the function's environment (LocalStack then starts a new execution environment) and time the
     first request after it: ``(seconds, /predict answer)``."""
-    lam = deploy.aws_client("lambda", ls.endpoints.gateway)
+    lam = localstack_endpoints.aws_client("lambda", ls.endpoints.gateway)
     lam.update_function_configuration(
         FunctionName=LAMBDA.function_name, Environment={"Variables": {**env, "MLOPS_TEST_COLD_START": marker}}
     )
@@ -223,8 +226,10 @@ def test_a_new_champion_is_served_after_the_next_cold_start(lambda_stack: Lambda
         client.set_registered_model_alias(name, "champion", ls.champion)
         wait_until_served(stack, ls.champion)
         # The stack's own configuration again (the deployer's update path on a live LocalStack).
-        package = lambda_zip.ensure_zip()
-        result = deploy.deploy(ls.endpoints.gateway, env, zip_path=package.path, code_sha256=package.code_sha256)
+        package = package_cache.ensure_zip()
+        result = localstack_deploy.deploy(
+            ls.endpoints.gateway, env, zip_path=package.path, code_sha256=package.code_sha256
+        )
         assert result.changed == [f"lambda function {LAMBDA.function_name} configuration (Environment)"]
         wait_for(lambda: served_version(ls) == ls.champion, 60, f"the Lambda to serve v{ls.champion} again")
 
@@ -242,7 +247,7 @@ def test_a_restarted_localstack_redeploys_the_lambda_itself(lambda_stack: Lambda
         60,
         "supervisord to restart LocalStack",
     )
-    hook_log = stack.paths.log(localstack_service.REDEPLOY_LOG)
+    hook_log = stack.paths.log(local_service.REDEPLOY_LOG)
     # The hook's last line is printed once the whole deployment (function, URL, REST front) answered; the
     # status turns healthy earlier, as soon as the function itself answers.
     took = wait_for(
@@ -260,4 +265,4 @@ def test_a_restarted_localstack_redeploys_the_lambda_itself(lambda_stack: Lambda
     stack.up()
     assert stack.supervisor().info(catalog.LOCALSTACK).pid == pid
     env = function_environment(stack.credentials(), topo=stack.topology)
-    assert deploy.deploy(lambda_stack.endpoints.gateway, env, zip_path=LAMBDA.require_zip()).changed == []
+    assert localstack_deploy.deploy(lambda_stack.endpoints.gateway, env, zip_path=LAMBDA.require_zip()).changed == []

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.lambda_resources import LAMBDA
-from infra.local.localstack_service import DOCKER_FALLBACK_LOG, explain_failure
-from infra.localstack import deploy
+from infra.aws_lambda import localstack_deploy
+from infra.aws_lambda.local_service import DOCKER_FALLBACK_LOG, explain_failure
+from infra.aws_lambda.spec import LAMBDA
 from tests.integration.localstack.localstack_helpers import running_localstack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -24,10 +24,10 @@ def test_a_missing_executor_plugin_is_caught_and_explained(tmp_path: Path) -> No
         z.writestr("app.py", "def handler(event, context):\n    return 'hello'\n")
     spec = dataclasses.replace(LAMBDA, zip_path=package, handler="app.handler", function_name="fallback")
     with running_localstack(tmp_path / "state", extra_env={"LAMBDA_RUNTIME_EXECUTOR": "no-such-executor"}) as ls:
-        with pytest.raises(deploy.DeployError) as excinfo:
-            deploy.deploy(ls.endpoint, {}, spec=spec, zip_path=package, timeout=60)
+        with pytest.raises(localstack_deploy.DeployError) as excinfo:
+            localstack_deploy.deploy(ls.endpoint, {}, spec=spec, zip_path=package, timeout=60)
         assert "is Failed" in str(excinfo.value)
         assert DOCKER_FALLBACK_LOG in ls.log_path.read_text()
         detail = explain_failure(f"deploying failed: {excinfo.value}", ls.log_path)
         print(detail)
-        assert "fell back to its Docker executor" in detail and "infra/localstack/plugin" in detail
+        assert "fell back to its Docker executor" in detail and "infra/aws_lambda/localstack_plugin" in detail

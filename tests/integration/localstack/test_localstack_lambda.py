@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 from botocore.exceptions import ClientError
 
-from infra.localstack import venv as lsvenv
+from infra.aws_lambda import localstack_venvs as lsvenv
 from tests.integration.localstack.localstack_helpers import LocalStack, running_localstack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -14,8 +14,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import EnvProvider
 from pulumi.runtime import rpc
 
-from infra import catalog, lambda_resources
-from infra.lambda_resources import LAMBDA, function_environment, localstack_rest_url, source_code_hash
+from infra import catalog
+from infra.aws_lambda import spec as lambda_spec
+from infra.aws_lambda.spec import LAMBDA, function_environment, localstack_rest_url, source_code_hash
 from tests.unit.infra.pulumi_harness import REPO, ProgramRun, expected_settings
 
 pytestmark = pytest.mark.unit
@@ -24,10 +25,10 @@ ENDPOINT = "http://localhost:4566"
 
 
 # ---------------------------------------------------------------------------------------------------------
-# infra/lambda_resources.py: plain data
+# infra/aws_lambda/spec.py: plain data
 # ---------------------------------------------------------------------------------------------------------
-def test_lambda_resources_is_plain_data() -> None:
-    tree = ast.parse(Path(lambda_resources.__file__).read_text())
+def test_lambda_spec_is_plain_data() -> None:
+    tree = ast.parse(Path(lambda_spec.__file__).read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not {m for m in imported if m.split(".")[0] in {"pulumi", "pulumi_aws", "boto3", "botocore"}}
@@ -190,7 +191,7 @@ def test_program_references_the_documented_zip_path() -> None:
 
 def test_function_url_output_uses_the_published_port() -> None:
     """LocalStack reports Function URLs on its container port (4566) whatever LOCALSTACK_HOST says."""
-    from infra.components.lambda_api import on_published_port
+    from infra.aws_lambda.pulumi_component import on_published_port
 
     reported = "http://abc123.lambda-url.us-east-1.localhost.localstack.cloud:4566/"
     assert on_published_port(reported, "http://localhost:14566") == (

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 
 from infra import catalog
-from infra.local import health, localstack_service, programs
+from infra.aws_lambda import local_deployment, local_service
+from infra.aws_lambda import localstack_venvs as lsvenv
+from infra.local import health, programs
 from infra.local.layout import StatePaths
 from infra.local.programs import BuildContext, build_services
 from infra.local.settings import StackSettings
 from infra.local.supervisor import render_config
-from infra.localstack import venv as lsvenv
 
 pytestmark = pytest.mark.unit
 
@@ -86,7 +87,7 @@ def test_health_check_of_localstack_goes_through_the_function(monkeypatch: pytes
         calls.append(topo)
         return health.Health(True, "function answers")
 
-    monkeypatch.setattr(localstack_service, "check", fake_check)
+    monkeypatch.setattr(local_service, "check", fake_check)
     topo = StackSettings().topology()
     assert health.check(catalog.LOCALSTACK, topo, catalog.Credentials.generate()).detail == "function answers"
     assert calls == [topo]
@@ -94,19 +95,19 @@ def test_health_check_of_localstack_goes_through_the_function(monkeypatch: pytes
 
 def test_localstack_down_is_unhealthy_with_the_reason() -> None:
     s = StackSettings(localstack_port=1)  # nothing listens there
-    result, eps = localstack_service.status(s.topology())
+    result, eps = local_service.status(s.topology())
     assert not result.ok and eps is None
     assert "/_localstack/health" in result.detail
 
 
 def test_docker_fallback_is_explained() -> None:
-    detail = localstack_service.explain_failure("function mlops-api is Failed: Docker not available")
+    detail = local_service.explain_failure("function mlops-api is Failed: Docker not available")
     assert "local-process executor plugin" in detail
-    assert localstack_service.explain_failure("timeout") == "timeout"
+    assert local_service.explain_failure("timeout") == "timeout"
 
 
 def test_a_failed_deployment_is_reported_by_the_start_gate(tmp_path: Path) -> None:
-    job = localstack_service.LambdaDeployment(StackSettings().topology(), catalog.Credentials.generate(), print)
+    job = local_deployment.LambdaDeployment(StackSettings().topology(), catalog.Credentials.generate(), print)
     assert not job.health().ok and "checking the zip" in job.health().detail
     job.failed = "deploying failed: DeployError: function mlops-api is Failed: no interpreter"
     assert job.health() == health.Health(False, job.failed)
@@ -120,15 +121,11 @@ def test_paths_are_under_the_state_dir(ls_ctx: BuildContext) -> None:
 
 def test_docker_fallback_is_found_in_the_log(tmp_path: Path) -> None:
     log = tmp_path / "localstack.log"
-    log.write_text(
-        f"WARN runtime_executor: Invalid specified plugin name x. {localstack_service.DOCKER_FALLBACK_LOG}\n"
-    )
-    detail = localstack_service.explain_failure(
-        "function mlops-api is Failed: Installation of lambda-runtime failed", log
-    )
+    log.write_text(f"WARN runtime_executor: Invalid specified plugin name x. {local_service.DOCKER_FALLBACK_LOG}\n")
+    detail = local_service.explain_failure("function mlops-api is Failed: Installation of lambda-runtime failed", log)
     assert "fell back to its Docker executor" in detail and str(log) in detail
-    assert not localstack_service.fell_back_to_docker(tmp_path / "missing.log")
-    assert localstack_service.explain_failure("timeout", tmp_path / "missing.log") == "timeout"
+    assert not local_service.fell_back_to_docker(tmp_path / "missing.log")
+    assert local_service.explain_failure("timeout", tmp_path / "missing.log") == "timeout"
 
 
 def test_ready_hook_redeploys_in_the_background_with_the_stacks_settings(ls_ctx: BuildContext, tmp_path: Path) -> None:
@@ -141,10 +138,10 @@ def test_ready_hook_redeploys_in_the_background_with_the_stacks_settings(ls_ctx:
     import time
 
     prog = programs.BUILDERS[catalog.LOCALSTACK](ls_ctx).program
-    hook = localstack_service.ready_hook_path(ls_ctx.paths)
+    hook = local_service.ready_hook_path(ls_ctx.paths)
     assert hook.is_file() and stat.S_IMODE(hook.stat().st_mode) == 0o700
     assert hook.is_relative_to(Path(prog.env["FILESYSTEM_ROOT"]) / "etc" / "localstack" / "init" / "ready.d")
-    snapshot = localstack_service.settings_snapshot_path(ls_ctx.paths)
+    snapshot = local_service.settings_snapshot_path(ls_ctx.paths)
     assert StackSettings.model_validate_json(snapshot.read_text()) == ls_ctx.settings
     assert not any(v in snapshot.read_text() + hook.read_text() for v in ls_ctx.creds.values())
 
@@ -152,7 +149,7 @@ def test_ready_hook_redeploys_in_the_background_with_the_stacks_settings(ls_ctx:
     fake_python = tmp_path / "python"
     fake_python.write_text(f'#!/bin/sh\nsleep 1\nprintf "%s\\n" "$@" > {record}\n')
     fake_python.chmod(0o755)
-    hook = localstack_service.write_ready_hook(ls_ctx.paths, ls_ctx.settings, python=str(fake_python))
+    hook = local_service.write_ready_hook(ls_ctx.paths, ls_ctx.settings, python=str(fake_python))
     started = time.monotonic()
     subprocess.run([str(hook)], check=True, timeout=10, env={"PATH": os.environ["PATH"]})
     assert time.monotonic() - started < 1  # LocalStack does not wait for the deployment

@@ -103,13 +103,15 @@ def test_localstack_switch_from_the_environment(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_localstack_unavailable_reason_explains_the_python_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.aws_lambda import localstack_venvs
     from infra.local import settings as settings_module
-    from infra.localstack import venv
 
     monkeypatch.undo()  # the real function (the autouse fixture patched it)
     settings_module.localstack_unavailable_reason.cache_clear()
-    monkeypatch.setattr(venv, "find_python", lambda v: None if v == "3.13" else Path("/usr/bin/python3.12"))
-    monkeypatch.setattr(venv, "explain_python_search", lambda v: f"no Python {v} interpreter found (tried: x)")
+    monkeypatch.setattr(localstack_venvs, "find_python", lambda v: None if v == "3.13" else Path("/usr/bin/python3.12"))
+    monkeypatch.setattr(
+        localstack_venvs, "explain_python_search", lambda v: f"no Python {v} interpreter found (tried: x)"
+    )
     try:
         assert settings_module.localstack_unavailable_reason() == "no Python 3.13 interpreter found (tried: x)"
     finally:

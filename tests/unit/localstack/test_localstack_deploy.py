@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from infra.lambda_resources import LAMBDA, LambdaSpec, source_code_hash
-from infra.localstack import deploy
+from infra.aws_lambda import localstack_deploy, localstack_endpoints
+from infra.aws_lambda.spec import LAMBDA, LambdaSpec, source_code_hash
 from tests.support.moto_s3 import running_moto_s3
 
 pytestmark = pytest.mark.unit
@@ -79,26 +79,28 @@ def sentinel_spec(tmp_path: Path, request: pytest.FixtureRequest) -> LambdaSpec:
 ENV = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5001", "AWS_SESSION_TOKEN": "", "MLOPS_MODEL_NAME": "m"}
 
 
-def _deploy(endpoint: str, spec: LambdaSpec, env: dict[str, str] = ENV) -> deploy.DeployResult:
-    return deploy.deploy(endpoint, env, spec=spec, zip_path=spec.zip_path, timeout=30)
+def _deploy(endpoint: str, spec: LambdaSpec, env: dict[str, str] = ENV) -> localstack_deploy.DeployResult:
+    return localstack_deploy.deploy(endpoint, env, spec=spec, zip_path=spec.zip_path, timeout=30)
 
 
 def test_every_field_of_the_spec_is_accounted_for() -> None:
     names = {f.name for f in dataclasses.fields(LambdaSpec)}
-    assert set(deploy.SPEC_FIELDS) | set(deploy.NOT_DEPLOYED) == names
-    assert not set(deploy.SPEC_FIELDS) & set(deploy.NOT_DEPLOYED)
-    assert set(deploy.FUNCTION_PARAMETERS) <= set(deploy.SPEC_FIELDS)
+    assert set(localstack_deploy.SPEC_FIELDS) | set(localstack_deploy.NOT_DEPLOYED) == names
+    assert not set(localstack_deploy.SPEC_FIELDS) & set(localstack_deploy.NOT_DEPLOYED)
+    assert set(localstack_deploy.FUNCTION_PARAMETERS) <= set(localstack_deploy.SPEC_FIELDS)
 
 
 def test_the_deployer_applies_every_field(moto_endpoint: str, sentinel_spec: LambdaSpec) -> None:
     spec = sentinel_spec
     result = _deploy(moto_endpoint, spec)
-    s3, iam, lam, apigw = (deploy.aws_client(s, moto_endpoint) for s in ("s3", "iam", "lambda", "apigateway"))
+    s3, iam, lam, apigw = (
+        localstack_endpoints.aws_client(s, moto_endpoint) for s in ("s3", "iam", "lambda", "apigateway")
+    )
     seen: dict[str, Any] = {}
 
     head = s3.head_object(Bucket=spec.code_bucket, Key=spec.code_key)
     seen["code_bucket"] = seen["code_key"] = True
-    seen["zip_path"] = head["Metadata"][deploy.CODE_SHA256_METADATA] == source_code_hash(spec.zip_path)
+    seen["zip_path"] = head["Metadata"][localstack_deploy.CODE_SHA256_METADATA] == source_code_hash(spec.zip_path)
 
     role = iam.get_role(RoleName=spec.role_name)["Role"]
     seen["role_name"] = True
@@ -134,23 +136,27 @@ def test_the_deployer_applies_every_field(moto_endpoint: str, sentinel_spec: Lam
     for resource in resources.values():
         integration = apigw.get_integration(restApiId=api["id"], resourceId=resource["id"], httpMethod="ANY")
         assert integration["type"] == "AWS_PROXY"
-        assert integration["uri"] == deploy.invoke_arn("us-east-1", cfg["FunctionArn"])
+        assert integration["uri"] == localstack_endpoints.invoke_arn("us-east-1", cfg["FunctionArn"])
     assert result.endpoints.rest_url.endswith(f"/restapis/{api['id']}/sentinelstage/_user_request_")
     assert result.endpoints.execute_api_url.endswith(f"/_aws/execute-api/{api['id']}/sentinelstage")
 
     policy = json.loads(lam.get_policy(FunctionName=spec.function_name)["Policy"])
     statements = {s["Sid"]: s for s in policy["Statement"]}
-    assert statements[deploy.URL_PERMISSION_SID]["Action"] == "lambda:InvokeFunctionUrl"
-    assert spec.rest_api_source_arn("us-east-1", api["id"]) in json.dumps(statements[deploy.REST_PERMISSION_SID])
+    assert statements[localstack_deploy.URL_PERMISSION_SID]["Action"] == "lambda:InvokeFunctionUrl"
+    assert spec.rest_api_source_arn("us-east-1", api["id"]) in json.dumps(
+        statements[localstack_deploy.REST_PERMISSION_SID]
+    )
 
     # LocalStack-only: fixed ids for stable URLs (moto stores the tags without honouring them).
-    ids = deploy.custom_ids(spec)
-    assert lam.list_tags(Resource=cfg["FunctionArn"])["Tags"] == {deploy.CUSTOM_ID_TAG: ids["function_url"]}
-    assert api["tags"] == {deploy.CUSTOM_ID_TAG: ids["rest_api"]}
+    ids = localstack_endpoints.custom_ids(spec)
+    assert lam.list_tags(Resource=cfg["FunctionArn"])["Tags"] == {
+        localstack_endpoints.CUSTOM_ID_TAG: ids["function_url"]
+    }
+    assert api["tags"] == {localstack_endpoints.CUSTOM_ID_TAG: ids["rest_api"]}
 
     # Every deployed field was checked above; the one left out really is left out.
-    assert {k for k, ok in seen.items() if ok} == set(deploy.SPEC_FIELDS)
-    http_apis = deploy.aws_client("apigatewayv2", moto_endpoint).get_apis()["Items"]
+    assert {k for k, ok in seen.items() if ok} == set(localstack_deploy.SPEC_FIELDS)
+    http_apis = localstack_endpoints.aws_client("apigatewayv2", moto_endpoint).get_apis()["Items"]
     assert spec.http_api_name not in {a["Name"] for a in http_apis}
 
 
@@ -160,7 +166,7 @@ def test_deploying_twice_changes_nothing(moto_endpoint: str, sentinel_spec: Lamb
     again = _deploy(moto_endpoint, sentinel_spec)
     assert again.changed == []
     assert again.endpoints == first.endpoints
-    assert deploy.find_endpoints(moto_endpoint, sentinel_spec) == first.endpoints
+    assert localstack_deploy.find_endpoints(moto_endpoint, sentinel_spec) == first.endpoints
 
 
 def test_changes_are_applied_and_only_them(moto_endpoint: str, sentinel_spec: LambdaSpec, tmp_path: Path) -> None:
@@ -174,16 +180,18 @@ def test_changes_are_applied_and_only_them(moto_endpoint: str, sentinel_spec: La
         f"s3 object {new_code.code_bucket}/{new_code.code_key}",
         f"lambda function {new_code.function_name} code",
     ]
-    cfg = deploy.aws_client("lambda", moto_endpoint).get_function_configuration(FunctionName=new_code.function_name)
+    cfg = localstack_endpoints.aws_client("lambda", moto_endpoint).get_function_configuration(
+        FunctionName=new_code.function_name
+    )
     assert cfg["CodeSha256"] == source_code_hash(new_code.zip_path)
 
 
 def test_find_endpoints_of_nothing(moto_endpoint: str) -> None:
-    assert deploy.find_endpoints(moto_endpoint, dataclasses.replace(LAMBDA, function_name="absent")) is None
+    assert localstack_deploy.find_endpoints(moto_endpoint, dataclasses.replace(LAMBDA, function_name="absent")) is None
 
 
 def test_endpoint_forms_and_curl_commands() -> None:
-    eps = deploy.LambdaEndpoints(
+    eps = localstack_endpoints.LambdaEndpoints(
         gateway="http://127.0.0.1:4566",
         function_name="mlops-api",
         function_arn="arn:aws:lambda:us-east-1:000000000000:function:mlops-api",

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-import infra.localstack.plugin.mlops_localstack_lambda as plugin
-from infra.localstack import venv as lsvenv
+import infra.aws_lambda.localstack_plugin.mlops_localstack_lambda as plugin
+from infra.aws_lambda import localstack_venvs as lsvenv
 
 pytestmark = pytest.mark.unit
 
-HERE = lsvenv.HERE
+ENV_DIR = lsvenv.LOCALSTACK_PROJECT_DIR
+PLUGIN_DIR = lsvenv.PLUGIN_DIR
 
 
 def _toml(path: Path) -> dict:
@@ -30,35 +31,35 @@ def test_one_localstack_release_everywhere() -> None:
     assert plugin.LOCALSTACK_VERSION == lsvenv.LOCALSTACK_VERSION
     assert (
         f"localstack-core=={lsvenv.LOCALSTACK_VERSION}"
-        in _toml(HERE / "plugin" / "pyproject.toml")["project"]["dependencies"]
+        in _toml(PLUGIN_DIR / "pyproject.toml")["project"]["dependencies"]
     )
     assert (
         f"localstack-core[runtime]=={lsvenv.LOCALSTACK_VERSION}"
-        in _toml(HERE / "pyproject.toml")["project"]["dependencies"]
+        in _toml(ENV_DIR / "pyproject.toml")["project"]["dependencies"]
     )
-    assert _locked_version(HERE / "uv.lock", "localstack-core") == lsvenv.LOCALSTACK_VERSION
+    assert _locked_version(ENV_DIR / "uv.lock", "localstack-core") == lsvenv.LOCALSTACK_VERSION
 
 
 def test_executor_name_and_variables_agree() -> None:
-    entry_points = _toml(HERE / "plugin" / "pyproject.toml")["project"]["entry-points"]
+    entry_points = _toml(PLUGIN_DIR / "pyproject.toml")["project"]["entry-points"]
     group = entry_points["localstack.lambda.runtime_executor"]
     assert list(group) == [lsvenv.EXECUTOR_NAME] == [plugin.EXECUTOR_NAME]
     assert group[plugin.EXECUTOR_NAME] == "mlops_localstack_lambda.plugin:LocalProcessRuntimeExecutorPlugin"
     assert plugin.PYTHONS_ENV == lsvenv.PYTHONS_ENV
-    assert _toml(HERE / "plugin" / "pyproject.toml")["project"]["name"] == lsvenv.PLUGIN_DISTRIBUTION
+    assert _toml(PLUGIN_DIR / "pyproject.toml")["project"]["name"] == lsvenv.PLUGIN_DISTRIBUTION
     servers = entry_points["localstack.runtime.server"]
     assert servers == {plugin.GATEWAY_SERVER_NAME: "mlops_localstack_lambda.plugin:BoundTwistedRuntimeServerPlugin"}
     assert plugin.GATEWAY_SERVER_NAME == lsvenv.GATEWAY_SERVER_NAME
 
 
 def test_required_pins_are_locked() -> None:
-    lock = HERE / "uv.lock"
+    lock = ENV_DIR / "uv.lock"
     assert _locked_version(lock, "pyopenssl") == "25.3.0"
     assert _locked_version(lock, "cryptography") == "46.0.7"
     assert int(_locked_version(lock, "cbor2").split(".")[0]) < 6
     assert _locked_version(lock, "service-identity")
-    assert _toml(HERE / "pyproject.toml")["project"]["requires-python"].startswith(f">={lsvenv.LOCALSTACK_PYTHON}")
-    assert _locked_version(HERE / "lambda-runtime" / "uv.lock", "awslambdaric")
+    assert _toml(ENV_DIR / "pyproject.toml")["project"]["requires-python"].startswith(f">={lsvenv.LOCALSTACK_PYTHON}")
+    assert _locked_version(lsvenv.RUNTIME_PROJECT_DIR / "uv.lock", "awslambdaric")
 
 
 def test_version_check_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.localstack.plugin.mlops_localstack_lambda.interop import LocalStackInterop
-from infra.localstack.runtime_api import (
+from infra.aws_lambda.localstack_plugin.mlops_localstack_lambda.interop import LocalStackInterop
+from infra.aws_lambda.runtime_api import (
     EXIT_ERROR_TYPE,
     TIMEOUT_ERROR_TYPE,
     LambdaProcess,
@@ -253,7 +253,7 @@ def test_localstack_interop_protocol(code_dir: Path, tmp_path: Path) -> None:
 
 
 def test_servers_bind_the_first_free_port_of_a_range() -> None:
-    from infra.localstack.plugin.mlops_localstack_lambda.runtime_api import bind_first_free
+    from infra.aws_lambda.localstack_plugin.mlops_localstack_lambda.runtime_api import bind_first_free
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

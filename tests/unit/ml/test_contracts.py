@@ -295,7 +295,7 @@ def test_contracts_import_only_pydantic_and_the_standard_library() -> None:
 
 
 def test_contracts_ship_with_the_api() -> None:
-    from api.lambda_build import PROJECT_FILES
+    from infra.aws_lambda.package_build import PROJECT_FILES
 
     repo = Path(__file__).resolve().parents[3]
     assert "ml/contracts.py" in PROJECT_FILES

@@ -3,7 +3,7 @@
 The real init is a Go build of github.com/localstack/lambda-runtime-init (``cmd/localstack/main.go``, release
 ``v0.1.41-pre`` for localstack-core 2026.3.0 / image 4.14.0). This module does what that init does, in the
 same order, and speaks the same two protocols through the project's own stdlib-only implementations, copied
-in at image build time from ``infra/localstack/plugin/mlops_localstack_lambda/``:
+in at image build time from ``infra/aws_lambda/localstack_plugin/mlops_localstack_lambda/``:
 
 * ``interop.LocalStackInterop`` -- LocalStack's side: ``POST /invoke`` on ``LOCALSTACK_INTEROP_PORT`` (9563),
   callbacks ``/status/<id>/ready|error`` and ``/invocations/<id>/logs|response|error`` under

@@ -44,8 +44,8 @@ def check_localstack_version() -> str:
     if found != LOCALSTACK_VERSION:
         raise RuntimeError(
             f"the local-process Lambda executor implements LocalStack {LOCALSTACK_VERSION}'s internal executor "
-            f"interface, but LocalStack {found} is installed: update infra/localstack/plugin for that release "
-            "(check RuntimeExecutor, ExecutorEndpoint and the init protocol) or install the pinned release"
+            f"interface, but LocalStack {found} is installed: update infra/aws_lambda/localstack_plugin for that "
+            "release (check RuntimeExecutor, ExecutorEndpoint and the init protocol) or install the pinned release"
         )
     return found
 

@@ -2,7 +2,7 @@
 
 Two deployers consume these definitions, so they cannot drift apart:
 
-* the Pulumi program (``infra/components/lambda_api.py``) for LocalStack in Docker, and
+* the Pulumi program (``infra/aws_lambda/pulumi_component.py``) for LocalStack in Docker, and
 * a boto3 deployer for a Docker-less LocalStack (added later).
 
 Nothing here imports Pulumi or boto3: names, policy documents, the handler, the runtime, sizes, the path
@@ -21,7 +21,7 @@ from typing import Any
 from infra import catalog
 from ml.settings import MLSettings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ZIP_PATH = Path("build/lambda/api-lambda.zip")  # relative to the repository root; built by `make lambda-zip`
 
 AWS_ACCOUNT_ID = "000000000000"  # LocalStack's default account
@@ -103,7 +103,7 @@ class LambdaSpec:
         if not path.is_file():
             raise FileNotFoundError(
                 f"Lambda package {path} does not exist. Build it with `make lambda-zip` "
-                "(python -m api.lambda_build), then run `pulumi up` again."
+                "(python -m infra.aws_lambda.package_build), then run `pulumi up` again."
             )
         return path
 

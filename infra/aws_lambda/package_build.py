@@ -1,6 +1,7 @@
-"""Build the Lambda deployment zip reproducibly: ``python -m api.lambda_build`` -> ``build/lambda/api-lambda.zip``.
+"""Build the API's Lambda deployment zip reproducibly (``python -m infra.aws_lambda.package_build``).
 
-Steps (each one deterministic, so two builds of the same commit are byte-identical):
+Output: ``build/lambda/api-lambda.zip``. Steps (each one deterministic, so two builds of the same commit are
+byte-identical):
 
 1. ``uv export --frozen --extra api --no-dev``: the exact versions of the ``api`` extra from ``uv.lock``,
    minus what only a long-running server needs (gunicorn, uvicorn and its extras: Lambda talks to Mangum, not HTTP)
@@ -9,7 +10,7 @@ Steps (each one deterministic, so two builds of the same commit are byte-identic
 2. ``uv pip install --target ... --python-platform x86_64-manylinux2014 --python-version 3.12
    --only-binary :all: --no-deps``: manylinux wheels for the ``python3.12`` runtime, whatever this
    machine runs;
-3. the service's code: the ``api`` package (without this module) and the light part of ``ml`` it imports
+3. the service's code: the ``api`` package and the light part of ``ml`` it imports
    (``ml/__init__.py``, ``ml/spec.py``: pydantic and PyYAML only);
 4. strip what never runs: test suites, caches, C/Cython sources and headers, type stubs, ``RECORD`` files
    (shared libraries are left alone: ``strip`` breaks the ones auditwheel patched, e.g. SciPy's OpenBLAS
@@ -35,7 +36,7 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BUILD_DIR = REPO / "build" / "lambda"
 ZIP_NAME = "api-lambda.zip"
 PYTHON_VERSION = "3.12"
@@ -132,9 +133,9 @@ def install(uv: str, reqs: list[str], target: Path) -> None:
 
 
 def copy_project(target: Path) -> None:
-    """The ``api`` package (minus this build module) and the light ``ml`` modules it imports."""
+    """The ``api`` package and the light ``ml`` modules it imports."""
     for source in sorted((REPO / "api").rglob("*.py")):
-        if source.name == "lambda_build.py" or "__pycache__" in source.parts:
+        if "__pycache__" in source.parts:
             continue
         dest = target / source.relative_to(REPO)
         dest.parent.mkdir(parents=True, exist_ok=True)

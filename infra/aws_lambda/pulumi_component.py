@@ -1,6 +1,6 @@
 """The prediction API as a Lambda in LocalStack: package, role, function, Function URL and API Gateway.
 
-Every name, document and setting comes from :mod:`infra.lambda_resources` (shared with the boto3
+Every name, document and setting comes from :mod:`infra.aws_lambda.spec` (shared with the boto3
 deployer). All AWS resources use one explicit provider whose every endpoint is LocalStack.
 """
 
@@ -10,14 +10,14 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import pulumi
 import pulumi_aws as aws
 
 from infra import catalog
-from infra.components.common import TYPE_PREFIX, StackContext
-from infra.lambda_resources import (
+from infra.aws_lambda.spec import (
     LAMBDA,
     LOCALSTACK_ACCESS_KEY,
     LOCALSTACK_SECRET_KEY,
@@ -26,6 +26,9 @@ from infra.lambda_resources import (
     localstack_rest_url,
     source_code_hash,
 )
+
+if TYPE_CHECKING:  # infra.components imports this module: its names are imported where used
+    from infra.components.common import StackContext
 
 # Services the program calls, each pointed at LocalStack (keys of aws.ProviderEndpointArgs).
 ENDPOINT_SERVICES = ("s3", "iam", "sts", "lambda_", "apigateway", "apigatewayv2")
@@ -88,6 +91,8 @@ class LambdaApi(pulumi.ComponentResource):
         spec: LambdaSpec = LAMBDA,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        from infra.components.common import TYPE_PREFIX
+
         super().__init__(f"{TYPE_PREFIX}:LambdaApi", name, None, opts)
         package = ctx.config.lambda_zip
         if not package.is_file():

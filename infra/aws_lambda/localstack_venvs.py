@@ -8,9 +8,9 @@ LocalStack 2026.3.0 needs Python >= 3.13 (``from warnings import deprecated``) a
 the project runs on 3.11. A Lambda function must run on the interpreter of its runtime: the API's zip
 carries cp312 wheels, so ``python3.12`` functions need a 3.12 interpreter. Hence, under a state directory:
 
-* ``<state_dir>/localstack-venv``   Python 3.13, from ``infra/localstack/uv.lock``: LocalStack and the
-  local-process executor plugin (``infra/localstack/plugin``);
-* ``<state_dir>/lambda-python3.12`` Python 3.12, from ``infra/localstack/lambda-runtime/uv.lock``: the runtime
+* ``<state_dir>/localstack-venv``   Python 3.13, from ``infra/aws_lambda/localstack-env/uv.lock``: LocalStack and the
+  local-process executor plugin (``infra/aws_lambda/localstack_plugin``);
+* ``<state_dir>/lambda-python3.12`` Python 3.12, from ``infra/aws_lambda/lambda-runtime-env/uv.lock``: the runtime
   of ``python3.12`` functions (awslambdaric, boto3), as AWS's images provide it.
 
 Both are created with ``uv sync --frozen`` and stamped with a digest of their inputs: a call when they are
@@ -43,19 +43,20 @@ from pathlib import Path
 
 # The plugin's names, defined once in the plugin (stdlib-only, importable here): the LocalStack release it
 # targets (it checks it at load time), its executor and gateway-server entry points, its variables.
-from infra.localstack.plugin.mlops_localstack_lambda import (
+from infra.aws_lambda.localstack_plugin.mlops_localstack_lambda import (
     EXECUTOR_NAME,
     GATEWAY_SERVER_NAME,
     PORTS_ENV,
     PYTHONS_ENV,
 )
-from infra.localstack.plugin.mlops_localstack_lambda import (
+from infra.aws_lambda.localstack_plugin.mlops_localstack_lambda import (
     LOCALSTACK_VERSION as LOCALSTACK_VERSION,  # re-exported: the release the lock and the venv pin
 )
 
 HERE = Path(__file__).resolve().parent
-PLUGIN_DIR = HERE / "plugin"
-RUNTIME_PROJECT_DIR = HERE / "lambda-runtime"
+LOCALSTACK_PROJECT_DIR = HERE / "localstack-env"
+PLUGIN_DIR = HERE / "localstack_plugin"
+RUNTIME_PROJECT_DIR = HERE / "lambda-runtime-env"
 REPO_ROOT = HERE.parent.parent
 
 #: Interpreter LocalStack 2026.3.0 needs.
@@ -251,9 +252,9 @@ def ensure_venv(state_dir: Path) -> Path:
         raise RuntimeError(explain_python_search(LOCALSTACK_PYTHON))
     state_dir = Path(state_dir).resolve()
     venv = state_dir / VENV_NAME
-    inputs = [HERE / "pyproject.toml", HERE / "uv.lock", *_plugin_files()]
+    inputs = [LOCALSTACK_PROJECT_DIR / "pyproject.toml", LOCALSTACK_PROJECT_DIR / "uv.lock", *_plugin_files()]
     with _locked(state_dir, VENV_NAME):
-        _sync(HERE, venv, python, _digest(inputs, str(python)), reinstall=(PLUGIN_DISTRIBUTION,))
+        _sync(LOCALSTACK_PROJECT_DIR, venv, python, _digest(inputs, str(python)), reinstall=(PLUGIN_DISTRIBUTION,))
     return venv
 
 
@@ -300,6 +301,29 @@ def init_hook_dir(state_dir: Path, stage: str = "ready.d") -> Path:
     return state_dirs(state_dir)["fs"] / "etc" / "localstack" / "init" / stage
 
 
+def _localstack_settings(
+    dirs: Mapping[str, Path], host: str, port: int, lambda_pythons: Mapping[str, Path | str], log_level: str
+) -> dict[str, str]:
+    """LocalStack's own variables (see :func:`localstack_command_and_env`): gateway, directories, executor."""
+    return {
+        "GATEWAY_LISTEN": f"{host}:{port}",
+        "GATEWAY_SERVER": GATEWAY_SERVER_NAME,
+        "LOCALSTACK_HOST": f"localhost:{port}",
+        "DNS_ADDRESS": "0",
+        "OVERRIDE_IN_DOCKER": "0",
+        "DISABLE_EVENTS": "1",
+        "SKIP_SSL_CERT_DOWNLOAD": "1",
+        "PERSISTENCE": "0",
+        "FILESYSTEM_ROOT": str(dirs["fs"]),
+        "TMPDIR": str(dirs["tmp"]),
+        "XDG_CACHE_HOME": str(dirs["cache"]),
+        "LAMBDA_RUNTIME_EXECUTOR": EXECUTOR_NAME,
+        PYTHONS_ENV: json.dumps({k: str(v) for k, v in lambda_pythons.items()}),
+        "LS_LOG": log_level,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
 def localstack_command_and_env(
     venv: Path,
     state_dir: Path,
@@ -344,25 +368,7 @@ def localstack_command_and_env(
         lambda_pythons = {"python3.12": Path(state_dir).resolve() / "lambda-python3.12" / "bin" / "python"}
     base = os.environ if base_env is None else base_env
     env = {k: v for k, v in base.items() if not k.startswith(_DROPPED_PREFIXES) and k not in _DROPPED}
-    env.update(
-        {
-            "GATEWAY_LISTEN": f"{host}:{port}",
-            "GATEWAY_SERVER": GATEWAY_SERVER_NAME,
-            "LOCALSTACK_HOST": f"localhost:{port}",
-            "DNS_ADDRESS": "0",
-            "OVERRIDE_IN_DOCKER": "0",
-            "DISABLE_EVENTS": "1",
-            "SKIP_SSL_CERT_DOWNLOAD": "1",
-            "PERSISTENCE": "0",
-            "FILESYSTEM_ROOT": str(dirs["fs"]),
-            "TMPDIR": str(dirs["tmp"]),
-            "XDG_CACHE_HOME": str(dirs["cache"]),
-            "LAMBDA_RUNTIME_EXECUTOR": EXECUTOR_NAME,
-            PYTHONS_ENV: json.dumps({k: str(v) for k, v in lambda_pythons.items()}),
-            "LS_LOG": log_level,
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    env.update(_localstack_settings(dirs, host, port, lambda_pythons, log_level))
     if lambda_ports is not None:
         if not lambda_ports or lambda_ports.step != 1:
             raise ValueError(f"lambda_ports must be a non-empty range of consecutive ports, got {lambda_ports!r}")
@@ -372,7 +378,9 @@ def localstack_command_and_env(
     return [str(python), "-m", "localstack.runtime.main"], env
 
 
-if __name__ == "__main__":  # python -m infra.localstack.venv STATE_DIR: create both environments, print them
+if (
+    __name__ == "__main__"
+):  # python -m infra.aws_lambda.localstack_venvs STATE_DIR: create both environments, print them
     target = Path(sys.argv[1] if len(sys.argv) > 1 else ".stack")
     print(ensure_venv(target))
     print(ensure_lambda_runtime(target))

@@ -1,25 +1,18 @@
 """The embedded stack's LocalStack service: host mode (no Docker) with the prediction API deployed as a Lambda.
 
 * :func:`build` -- the supervised program: ``python -m localstack.runtime.main`` from LocalStack's own venv
-  (Python 3.13, ``infra/localstack/venv.py``), on 127.0.0.1 at the stack's LocalStack port, its state under
+  (Python 3.13, :mod:`.localstack_venvs`), on 127.0.0.1 at the stack's LocalStack port, its state under
   ``<state dir>/localstack``, Lambda functions run by the local-process executor on the runtime's venv
-  (Python 3.12), their servers on the stack's block of Lambda ports.
-* :class:`LambdaDeployment` -- what ``up`` does besides starting the program: build the zip if it is stale
-  (at once, while the other services start), deploy every resource of ``infra/lambda_resources.py`` with
-  the boto3 deployer once LocalStack answers (``infra/localstack/deploy.py``; LocalStack's community edition
-  keeps nothing across restarts, so this runs on every ``up``: a no-op when all is in place), then send the
-  function its first request through the Function URL (the cold start).
+  (Python 3.12), their servers on the stack's block of Lambda ports. What ``up`` does besides starting it
+  (zip, deployment, first requests) is :class:`~infra.aws_lambda.local_deployment.LambdaDeployment`.
 * :func:`check` -- the service's health: LocalStack's ``GET /_localstack/health`` *and* a real request to
   the function (``GET /health`` through its Function URL). LocalStack silently falls back to its Docker
   executor when the plugin is missing; that fails here, with the reason.
 * :func:`endpoints` -- the Function URL and the REST API (v1) stage, read back from LocalStack.
 * :func:`write_ready_hook` -- LocalStack's ``ready.d`` init script that deploys the function again whenever
   LocalStack becomes ready outside ``up``: after supervisord restarted a crashed LocalStack, which forgets
-  every resource, the Lambda comes back by itself (``python -m infra.local redeploy-lambda``).
-
-The function's environment is :func:`infra.lambda_resources.function_environment`, the builder the Pulumi
-component uses, with the stack's local :class:`~infra.catalog.Topology`: the function reaches MLflow and S3
-on 127.0.0.1.
+  every resource, the Lambda comes back by itself (``python -m infra.local redeploy-lambda``, which runs
+  :func:`~infra.aws_lambda.local_deployment.redeploy`).
 """
 
 from __future__ import annotations
@@ -27,16 +20,14 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from infra import catalog
-from infra.lambda_resources import LAMBDA, LambdaSpec, function_environment
+from infra.aws_lambda.spec import LAMBDA, LambdaSpec
 from infra.local.health import Health, http_get
 from infra.local.layout import StatePaths
 from infra.local.programs import BuildContext, LocalService, Program, launched
@@ -61,8 +52,8 @@ REDEPLOY_LOG = "localstack-redeploy"
 
 
 def ready_hook_path(paths: StatePaths) -> Path:
-    """LocalStack's ``ready.d`` script of this stack (under its FILESYSTEM_ROOT, see ``infra/localstack/venv.py``)."""
-    from infra.localstack.venv import init_hook_dir
+    """LocalStack's ``ready.d`` script of this stack (under its FILESYSTEM_ROOT, see :mod:`.localstack_venvs`)."""
+    from infra.aws_lambda.localstack_venvs import init_hook_dir
 
     return init_hook_dir(paths.root) / "mlops-redeploy.sh"
 
@@ -92,7 +83,7 @@ def write_ready_hook(paths: StatePaths, settings: StackSettings, python: str = s
     hook.parent.mkdir(parents=True, exist_ok=True)
     hook.write_text(
         "#!/bin/sh\n"
-        "# Written by the embedded stack (infra/local/localstack_service.py); LocalStack runs it when ready.\n"
+        "# Written by the embedded stack (infra/aws_lambda/local_service.py); LocalStack runs it when ready.\n"
         "# LocalStack keeps nothing across restarts: deploy the API's Lambda again, in the background.\n"
         f"cd {shlex.quote(str(REPO_ROOT))} || exit 0\n"
         # A clean environment: LocalStack's own (e.g. its NO_PROXY entries) breaks the HTTP clients.
@@ -107,8 +98,8 @@ def write_ready_hook(paths: StatePaths, settings: StackSettings, python: str = s
 
 def build(ctx: BuildContext) -> LocalService:
     """LocalStack as a supervised program (its environments are created or updated first, see module doc)."""
-    from infra.localstack import venv as lsvenv
-    from infra.localstack.deploy import function_url_origins
+    from infra.aws_lambda import localstack_venvs as lsvenv
+    from infra.aws_lambda.localstack_endpoints import function_url_origins
 
     envs = ctx.settings.localstack_envs_dir
     try:
@@ -159,7 +150,7 @@ def request_function(
 
 
 def _function_state(topo: catalog.Topology, spec: LambdaSpec) -> str:
-    from infra.localstack.deploy import aws_client
+    from infra.aws_lambda.localstack_endpoints import aws_client
 
     try:
         cfg = aws_client("lambda", gateway_url(topo), timeout=10).get_function_configuration(
@@ -193,28 +184,10 @@ def explain_failure(detail: str, log_path: Path | None = None) -> str:
     if "docker" in detail.lower() or fell_back_to_docker(log_path):
         return (
             f"{detail} -- LocalStack fell back to its Docker executor: the local-process executor plugin "
-            "(infra/localstack/plugin) is not installed in LocalStack's venv or failed to load; "
+            "(infra/aws_lambda/localstack_plugin) is not installed in LocalStack's venv or failed to load; "
             f"see {log_path or 'its log'}"
         )
     return detail
-
-
-def warm_up(endpoints: Any, spec: LambdaSpec = LAMBDA, timeout: float = FUNCTION_TIMEOUT_S) -> int:
-    """Start ``spec.warm_environments`` execution environments with concurrent ``GET /health`` requests.
-
-    LocalStack, like Lambda, starts an environment for a request that finds all of them busy; requests
-    sent at once each find the others starting. Returns how many answered 200.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    def one(_: int) -> bool:
-        try:
-            return request_function(endpoints, "GET", FUNCTION_PROBE_PATH, timeout=timeout).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    with ThreadPoolExecutor(max_workers=spec.warm_environments) as pool:
-        return sum(pool.map(one, range(spec.warm_environments)))
 
 
 def probe_function(
@@ -254,7 +227,7 @@ def probe_function(
 # ---------------------------------------------------------------------------------------------------------
 def localstack_health(topo: catalog.Topology, timeout: float = 3.0) -> Health:
     """LocalStack's own health: ``GET /_localstack/health`` answers 200 and the services we use are up."""
-    from infra.localstack.venv import HEALTH_PATH
+    from infra.aws_lambda.localstack_venvs import HEALTH_PATH
 
     url = topo.url(catalog.LOCALSTACK, HEALTH_PATH)
     result, response = http_get(url, timeout)
@@ -282,7 +255,7 @@ def status(
 
     ``log_path`` (LocalStack's log) lets a failure name its cause when LocalStack fell back to Docker.
     """
-    from infra.localstack.deploy import find_endpoints
+    from infra.aws_lambda.localstack_deploy import find_endpoints
 
     own = localstack_health(topo)
     if not own.ok:
@@ -311,156 +284,13 @@ def check(topo: catalog.Topology) -> Health:
 
 
 def endpoints(topo: catalog.Topology, spec: LambdaSpec = LAMBDA) -> Any:
-    """The deployed function's :class:`~infra.localstack.deploy.LambdaEndpoints`, or None."""
-    from infra.localstack.deploy import find_endpoints
+    """The deployed function's :class:`~infra.aws_lambda.localstack_endpoints.LambdaEndpoints`, or None."""
+    from infra.aws_lambda.localstack_deploy import find_endpoints
 
     try:
         return find_endpoints(gateway_url(topo), spec)
     except Exception:
         return None
-
-
-def deploy_function(
-    topo: catalog.Topology,
-    creds: catalog.Credentials,
-    zip_path: Path,
-    code_sha256: str | None = None,
-    out: Callable[[str], None] | None = None,
-    spec: LambdaSpec = LAMBDA,
-) -> Any:
-    """Create or update the function and its fronts with this stack's configuration (a ``DeployResult``).
-
-    What both ``up`` and ``redeploy-lambda`` run: the boto3 deployer with the environment the Pulumi
-    component also uses (:func:`~infra.lambda_resources.function_environment`) and the local topology.
-    """
-    from infra.localstack import deploy
-
-    return deploy.deploy(
-        gateway_url(topo),
-        function_environment(creds, topo=topo),
-        spec=spec,
-        zip_path=zip_path,
-        code_sha256=code_sha256,
-        timeout=FUNCTION_TIMEOUT_S,
-        out=out,
-    )
-
-
-def redeploy(
-    topo: catalog.Topology,
-    creds: catalog.Credentials,
-    log_path: Path | None = None,
-    out: Callable[[str], None] | None = None,
-    spec: LambdaSpec = LAMBDA,
-) -> str:
-    """Deploy the function again if it is missing or does not answer, from the zip built last; what happened.
-
-    Raises :class:`RuntimeError` when LocalStack does not answer, there is no zip, or the function does
-    not answer once deployed.
-    """
-    if not localstack_health(topo).ok:
-        raise RuntimeError(f"LocalStack does not answer at {gateway_url(topo)}; see {log_path}")
-    eps = endpoints(topo, spec)
-    if eps is not None and probe_function(topo, eps, spec, log_path=log_path).ok:
-        return f"{spec.function_name} is deployed and answers"
-    zip_path = spec.zip_file()
-    if not zip_path.is_file():
-        raise RuntimeError(f"no Lambda package at {zip_path}: run `up`, which builds and deploys it")
-    result = deploy_function(topo, creds, zip_path, out=out, spec=spec)
-    warm_up(result.endpoints, spec)
-    probe = probe_function(topo, result.endpoints, spec, log_path=log_path)
-    if not probe.ok:
-        raise RuntimeError(f"{spec.function_name} redeployed, but: {probe.detail}")
-    return f"{spec.function_name} redeployed ({len(result.changed)} change(s)); {probe.detail}"
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Deployment during `up`
-# ---------------------------------------------------------------------------------------------------------
-class LambdaDeployment:
-    """``up``'s Lambda job, on a thread: zip (at once), deploy (once LocalStack is ready), first request.
-
-    :meth:`health` is the start-up gate of the LocalStack service: not ok while running, ok when the function
-    answered its first request, and :attr:`failed` (with the reason) when a step failed.
-    """
-
-    def __init__(
-        self,
-        topo: catalog.Topology,
-        creds: catalog.Credentials,
-        out: Callable[[str], None],
-        spec: LambdaSpec = LAMBDA,
-        log_path: Path | None = None,
-    ) -> None:
-        self.topo = topo
-        self.log_path = log_path
-        self.creds = creds
-        self.spec = spec
-        self._out = out
-        self._ready = threading.Event()
-        self._cancel = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lambda-deployment", daemon=True)
-        self.phase = "checking the zip"
-        self.failed: str | None = None
-        self.done = False
-        self.timings: dict[str, float] = {}
-        self.changed: list[str] = []
-
-    def start(self) -> LambdaDeployment:
-        """Start the job (the zip step begins at once)."""
-        self._thread.start()
-        return self
-
-    def localstack_ready(self) -> None:
-        """LocalStack answers: the job may deploy."""
-        self._ready.set()
-
-    def cancel(self) -> None:
-        """Give up (``up`` failed elsewhere): the job stops before its next step."""
-        self._cancel.set()
-        self._ready.set()
-
-    def health(self) -> Health:
-        """Start-up gate: ok once deployed and answering."""
-        if self.failed:
-            return Health(False, self.failed)
-        if self.done:
-            t = self.timings
-            return Health(
-                True,
-                f"{self.spec.function_name} deployed ({len(self.changed)} change(s), {t.get('deploy', 0):.1f} s); "
-                f"first request via its Function URL in {t.get('first_request', 0):.1f} s",
-            )
-        return Health(False, f"Lambda: {self.phase}")
-
-    def _run(self) -> None:
-        from infra.localstack import lambda_zip
-
-        try:
-            package = lambda_zip.ensure_zip(self.spec, out=self._out)
-            self.phase = "waiting for LocalStack"
-            self._ready.wait()
-            if self._cancel.is_set():
-                return
-            self.phase = "deploying"
-            t0 = time.monotonic()
-            result = deploy_function(self.topo, self.creds, package.path, package.code_sha256, self._out, self.spec)
-            self.timings["deploy"] = time.monotonic() - t0
-            self.changed = result.changed
-            if self._cancel.is_set():
-                return
-            self.phase = "first requests (cold starts)"
-            t0 = time.monotonic()
-            warm_up(result.endpoints, self.spec)
-            probe = probe_function(self.topo, result.endpoints, self.spec, log_path=self.log_path)
-            self.timings["first_request"] = time.monotonic() - t0
-            if not probe.ok:
-                self.failed = f"deployed, but the function does not answer: {probe.detail}"
-                return
-            self._out(f"lambda {self.spec.function_name}: first request {self.timings['first_request']:.1f} s")
-            self.done = True
-        except Exception as e:  # reported by the start-up gate with the service's log
-            self.failed = explain_failure(f"{self.phase} failed: {type(e).__name__}: {e}", self.log_path)
 
 
 def client_endpoints(eps: Any) -> dict[str, dict[str, Any]]:
@@ -508,11 +338,9 @@ def describe_endpoints(eps: Any) -> dict[str, Any]:
 __all__ = [
     "BLANKED_ENV",
     "REDEPLOY_LOG",
-    "LambdaDeployment",
     "build",
     "check",
     "client_endpoints",
-    "deploy_function",
     "describe_endpoints",
     "endpoints",
     "explain_failure",
@@ -521,7 +349,6 @@ __all__ = [
     "localstack_health",
     "probe_function",
     "ready_hook_path",
-    "redeploy",
     "request_function",
     "settings_snapshot_path",
     "status",

@@ -1,9 +1,9 @@
-"""Deploy the prediction API as a Lambda into LocalStack with boto3: the definitions of ``infra/lambda_resources.py``.
+"""Deploy the prediction API as a Lambda into LocalStack with boto3: the definitions of :mod:`.spec`.
 
-The Pulumi component (``infra/components/lambda_api.py``) deploys the same :class:`~infra.lambda_resources.LambdaSpec`
+The Pulumi component (:mod:`.pulumi_component`) deploys the same :class:`~infra.aws_lambda.spec.LambdaSpec`
 into a LocalStack container; this module deploys it into a Docker-less LocalStack (host mode, see
-``infra/localstack/README.md``) where Pulumi's CLI is not available. Both read every name, document and
-setting from the spec, and the function's environment from :func:`infra.lambda_resources.function_environment`.
+``infra/aws_lambda/README.md``) where Pulumi's CLI is not available. Both read every name, document and
+setting from the spec, and the function's environment from :func:`infra.aws_lambda.spec.function_environment`.
 
 Resources, in order (each created when missing, updated when different, left alone when equal):
 
@@ -29,8 +29,9 @@ every field.
 LocalStack's community edition keeps nothing across restarts, so the stack calls :func:`deploy` after every
 LocalStack start; on a running LocalStack a second call changes nothing (``DeployResult.changed`` is empty).
 
-Public API: :func:`deploy`, :func:`find_endpoints`, :class:`LambdaEndpoints`, :func:`aws_client`,
-:func:`invoke_arn`, :func:`wait_for_function`, :data:`SPEC_FIELDS`.
+Public API: :func:`deploy`, :func:`find_endpoints`, :func:`wait_for_function`, :data:`SPEC_FIELDS`; the
+endpoints (:class:`~infra.aws_lambda.localstack_endpoints.LambdaEndpoints`), the fixed ids and the boto3
+client are in :mod:`.localstack_endpoints`.
 """
 
 from __future__ import annotations
@@ -42,17 +43,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from infra import catalog
-from infra.lambda_resources import (
-    LAMBDA,
-    LOCALSTACK_ACCESS_KEY,
-    LOCALSTACK_SECRET_KEY,
-    LambdaSpec,
-    localstack_rest_url,
-    source_code_hash,
+from infra.aws_lambda.localstack_endpoints import (
+    CUSTOM_ID_TAG,
+    LambdaEndpoints,
+    aws_client,
+    custom_ids,
+    invoke_arn,
+    lambda_endpoints,
 )
+from infra.aws_lambda.spec import LAMBDA, LambdaSpec, source_code_hash
 
 #: How each field of :class:`LambdaSpec` is used by this deployer: ``(boto3 call(s) and parameter, Pulumi's
 #: name)``. The one place where boto3's names (``MemorySize``...) meet the spec's (``memory_mb``) and
@@ -80,7 +81,7 @@ SPEC_FIELDS: dict[str, tuple[str, str]] = {
 }
 #: Fields of :class:`LambdaSpec` this deployer leaves out, with the reason.
 NOT_DEPLOYED: dict[str, str] = {
-    "warm_environments": "not a resource: the embedded stack's first requests after deploying (localstack_service)",
+    "warm_environments": "not a resource: the embedded stack's first requests after deploying (local_service)",
     "http_api_name": "API Gateway v2 (HTTP APIs) is LocalStack Pro only (Pulumi: only with localstack.httpApi)",
 }
 #: boto3 parameter of each function setting taken from the spec (CreateFunction / UpdateFunctionConfiguration).
@@ -92,31 +93,6 @@ FUNCTION_PARAMETERS: dict[str, str] = {
     "timeout_s": "Timeout",
 }
 
-#: LocalStack only: its ``_custom_id_`` tag fixes the id of the Function URL (``<id>.lambda-url...``) and of
-#: the REST API (``/restapis/<id>/...``), which are random otherwise. LocalStack's community edition forgets
-#: everything at a restart, so without it both URLs would change after every ``down``/``up``. AWS ignores
-#: the tag (it is only a tag there); the Pulumi component does not set it (its URLs are random).
-CUSTOM_ID_TAG = "_custom_id_"
-
-
-def custom_ids(spec: LambdaSpec) -> dict[str, str]:
-    """The fixed ids this deployer asks LocalStack for: ``function_url`` and ``rest_api`` (lowercase)."""
-    return {"function_url": spec.function_name.lower(), "rest_api": spec.rest_api_name.lower()}
-
-
-def function_url_origins(spec: LambdaSpec, port: int, region: str = catalog.REGION) -> list[str]:
-    """The browser origins of the Function URL LocalStack gives the function on ``port`` (see :func:`custom_ids`).
-
-    LocalStack answers 403 to any request whose ``Origin`` or ``Referer`` is not an allowed origin (its guard
-    for its own API against cross-site requests), the function's own pages included: ``/docs`` loads its
-    assets and ``openapi.json`` with the page's ``Referer``. The stack allows these origins
-    (``EXTRA_CORS_ALLOWED_ORIGINS``) and no other.
-    """
-    url_id = custom_ids(spec)["function_url"]
-    domains = ("localhost", "localhost.localstack.cloud")
-    return [f"http://{url_id}.lambda-url.{region}.{domain}:{port}" for domain in domains]
-
-
 #: Statement ids of the function's resource policy.
 URL_PERMISSION_SID = "function-url-invoke"
 REST_PERMISSION_SID = "rest-api-invoke"
@@ -126,71 +102,6 @@ CODE_SHA256_METADATA = "code-sha256"
 
 class DeployError(RuntimeError):
     """The function could not be deployed or did not become active (the message says why)."""
-
-
-def aws_client(service: str, endpoint: str, region: str = catalog.REGION, timeout: float = 120.0) -> Any:
-    """A boto3 client for LocalStack at ``endpoint`` with LocalStack's dummy keys (never the stack's)."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=region,
-        aws_access_key_id=LOCALSTACK_ACCESS_KEY,
-        aws_secret_access_key=LOCALSTACK_SECRET_KEY,
-        aws_session_token=None,
-        config=Config(
-            connect_timeout=10,
-            read_timeout=timeout,
-            retries={"max_attempts": 2, "mode": "standard"},
-            s3={"addressing_style": "path"},
-        ),
-    )
-
-
-def invoke_arn(region: str, function_arn: str) -> str:
-    """The API Gateway integration URI that invokes ``function_arn`` (Pulumi's ``Function.invoke_arn``)."""
-    return f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
-
-
-@dataclass(frozen=True)
-class LambdaEndpoints:
-    """Where the deployed function answers, and how to reach it from this machine.
-
-    ``function_url`` is what LocalStack reports: ``http://<url-id>.lambda-url.<region>.localhost:<port>/``.
-    curl and browsers resolve ``*.localhost`` to 127.0.0.1 themselves; other clients send the request to
-    ``function_url_local`` (``http://127.0.0.1:<port>/``) with the header ``Host: <function_url_host>``.
-    ``rest_url`` (``.../restapis/<id>/<stage>/_user_request_``) and ``execute_api_url``
-    (``.../_aws/execute-api/<id>/<stage>``) are two path forms of the REST API's stage on LocalStack's gateway;
-    append the API's paths (``/predict``) to any of them.
-    """
-
-    gateway: str
-    function_name: str
-    function_arn: str
-    function_url: str
-    function_url_host: str
-    function_url_local: str
-    rest_api_id: str
-    stage: str
-    rest_url: str
-    execute_api_url: str
-
-    def function_url_request(self, path: str = "/") -> tuple[str, dict[str, str]]:
-        """URL and headers of a request to the Function URL that needs no name resolution (any HTTP client)."""
-        return self.function_url_local.rstrip("/") + "/" + path.lstrip("/"), {"Host": self.function_url_host}
-
-    def curl_commands(self, path: str = "/predict") -> dict[str, str]:
-        """Copy-paste curl commands for ``path`` through each endpoint."""
-        p = "/" + path.lstrip("/")
-        local = self.function_url_local.rstrip("/")
-        return {
-            "function_url": f"curl {self.function_url.rstrip('/')}{p}",
-            "function_url_host_header": f"curl -H 'Host: {self.function_url_host}' {local}{p}",
-            "rest_v1": f"curl {self.rest_url}{p}",
-            "rest_v1_execute_api": f"curl {self.execute_api_url}{p}",
-        }
 
 
 @dataclass
@@ -456,24 +367,6 @@ def _ensure_rest_api(apigw: Any, lam: Any, spec: LambdaSpec, region: str, functi
     return api_id
 
 
-def _endpoints(
-    endpoint: str, spec: LambdaSpec, function_arn: str, function_url: str, rest_api_id: str
-) -> LambdaEndpoints:
-    gateway = endpoint.rstrip("/")
-    return LambdaEndpoints(
-        gateway=gateway,
-        function_name=spec.function_name,
-        function_arn=function_arn,
-        function_url=function_url,
-        function_url_host=urlsplit(function_url).netloc,
-        function_url_local=gateway + "/",
-        rest_api_id=rest_api_id,
-        stage=spec.stage_name,
-        rest_url=localstack_rest_url(gateway, rest_api_id, spec.stage_name),
-        execute_api_url=f"{gateway}/_aws/execute-api/{rest_api_id}/{spec.stage_name}",
-    )
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Public
 # ---------------------------------------------------------------------------------------------------------
@@ -490,9 +383,9 @@ def deploy(
 ) -> DeployResult:
     """Create or update every resource of ``spec`` in the LocalStack at ``endpoint`` (idempotent).
 
-    ``environment`` is the function's environment (:func:`infra.lambda_resources.function_environment`).
+    ``environment`` is the function's environment (:func:`infra.aws_lambda.spec.function_environment`).
     ``zip_path`` defaults to the spec's zip (build it first, e.g. with
-    :func:`infra.localstack.lambda_zip.ensure_zip`, which also gives ``code_sha256``). ``timeout`` bounds
+    :func:`infra.aws_lambda.package_cache.ensure_zip`, which also gives ``code_sha256``). ``timeout`` bounds
     the wait for the function to become active. Raises :class:`DeployError` (or botocore's errors).
     """
     say = out or (lambda _msg: None)
@@ -510,7 +403,7 @@ def deploy(
     rest_api_id = _ensure_rest_api(apigw, lam, spec, region, function_arn, changed)
     elapsed = time.monotonic() - t0
     say(f"lambda {spec.function_name}: {', '.join(changed) if changed else 'up to date'} ({elapsed:.1f} s)")
-    endpoints = _endpoints(endpoint, spec, function_arn, function_url, rest_api_id)
+    endpoints = lambda_endpoints(endpoint, spec, function_arn, function_url, rest_api_id)
     return DeployResult(endpoints, digest, changed, elapsed)
 
 
@@ -523,4 +416,4 @@ def find_endpoints(endpoint: str, spec: LambdaSpec = LAMBDA, region: str = catal
     api = _find_rest_api(apigw, spec) if url else None
     if not (config and url and api):
         return None
-    return _endpoints(endpoint, spec, str(config["FunctionArn"]), str(url["FunctionUrl"]), str(api["id"]))
+    return lambda_endpoints(endpoint, spec, str(config["FunctionArn"]), str(url["FunctionUrl"]), str(api["id"]))

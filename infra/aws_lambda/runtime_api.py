@@ -1,10 +1,10 @@
 """The Lambda Runtime API emulator, importable from the project's environment.
 
-The implementation lives in the executor plugin (``plugin/mlops_localstack_lambda/runtime_api.py``) so that
+The implementation lives in the executor plugin (``localstack_plugin/mlops_localstack_lambda/runtime_api.py``) so
 LocalStack and the project run the very same code; this module only re-exports it.
 """
 
-from infra.localstack.plugin.mlops_localstack_lambda.runtime_api import (
+from infra.aws_lambda.localstack_plugin.mlops_localstack_lambda.runtime_api import (
     DEFAULT_FUNCTION_ARN,
     EXIT_ERROR_TYPE,
     TIMEOUT_ERROR_TYPE,

@@ -1,11 +1,12 @@
-"""The API's Lambda zip for a deployment: built with :mod:`api.lambda_build` when missing or stale, else reused.
+"""The API's Lambda zip for a deployment: built with :mod:`.package_build` when missing or stale, else reused.
 
 "Stale" is decided by content, never by file times: a digest of the build's inputs (every file under
-``api/``, the project files the zip ships (``api.lambda_build.PROJECT_FILES``) and ``uv.lock``, which pins
-every wheel) is recorded next to the zip, in ``<zip>.inputs.json``, together with the zip's own SHA-256.
-The zip is rebuilt when it is missing, when that record is missing, when the inputs' digest differs, or
-when the zip no longer is the one recorded (replaced by hand). The check costs a few milliseconds (the zip
-is re-hashed only if its size or mtime changed); a build takes ~30 s with a warm uv cache.
+``api/``, the project files the zip ships (``ml/__init__.py``, ``ml/spec.py``, ``ml/contracts.py``),
+``uv.lock``, which pins every wheel, and the build module itself) is recorded next to the zip, in
+``<zip>.inputs.json``, together with the zip's own SHA-256. The zip is rebuilt when it is missing, when
+that record is missing, when the inputs' digest differs, or when the zip no longer is the one recorded
+(replaced by hand). The check costs a few milliseconds (the zip is re-hashed only if its size or mtime
+changed); a build takes ~30 s with a warm uv cache.
 
 Public API: :func:`ensure_zip` ``(spec, root) -> ZipPackage``, :func:`zip_status`, :func:`inputs_digest`,
 :func:`unzipped_size`.
@@ -27,12 +28,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.lambda_build import DIRECT_UPLOAD_LIMIT, PROJECT_FILES, UNZIPPED_LIMIT, ZIP_NAME
-from infra.lambda_resources import LAMBDA, REPO_ROOT, LambdaSpec, source_code_hash
+from infra.aws_lambda.package_build import DIRECT_UPLOAD_LIMIT, PROJECT_FILES, UNZIPPED_LIMIT, ZIP_NAME
+from infra.aws_lambda.spec import LAMBDA, REPO_ROOT, LambdaSpec, source_code_hash
 
 #: What the zip is built from, relative to the repository: directories (every file below) and files.
 INPUT_DIRS = ("api",)
-INPUT_FILES = (*PROJECT_FILES, "uv.lock")
+#: The build module: before it moved out of ``api/`` it was an input as part of that directory.
+BUILD_MODULE = "infra/aws_lambda/package_build.py"
+INPUT_FILES = (*PROJECT_FILES, "uv.lock", BUILD_MODULE)
 STAMP_SUFFIX = ".inputs.json"
 
 __all__ = [
@@ -123,7 +126,7 @@ def zip_status(spec: LambdaSpec = LAMBDA, root: Path = REPO_ROOT) -> tuple[bool,
     if stamp is None:
         return False, f"no record of the inputs of {path} ({stamp_path(path).name})", None
     if stamp.get("inputs_sha256") != inputs_digest(root):
-        return False, "api/, ml/spec.py or uv.lock changed since it was built", None
+        return False, "api/, ml/spec.py, uv.lock or the build module changed since it was built", None
     st = path.stat()
     recorded = str(stamp.get("zip_sha256"))
     if stamp.get("zip_size") == st.st_size and stamp.get("zip_mtime_ns") == st.st_mtime_ns:
@@ -147,7 +150,7 @@ def _build_lock(directory: Path) -> Iterator[None]:
 
 def _build(path: Path, root: Path, timeout: float) -> None:
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
-    cmd = [sys.executable, "-m", "api.lambda_build", "--output-dir", str(path.parent)]
+    cmd = [sys.executable, "-m", "infra.aws_lambda.package_build", "--output-dir", str(path.parent)]
     done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
         raise RuntimeError(
@@ -165,7 +168,7 @@ def ensure_zip(
     out: Callable[[str], None] | None = None,
     timeout: float = 900.0,
 ) -> ZipPackage:
-    """The spec's zip, built first (``python -m api.lambda_build``) if missing or stale; see the module doc.
+    """The spec's zip, built first (:mod:`.package_build`) if missing or stale; see the module doc.
 
     Raises RuntimeError if the build fails or the zip exceeds Lambda's 250 MiB unzipped limit.
     """
@@ -178,7 +181,7 @@ def ensure_zip(
         with _build_lock(path.parent):
             current, reason2, code_sha256 = zip_status(spec, root)  # built meanwhile by someone else?
             if not current:
-                say(f"building the Lambda zip ({reason}): python -m api.lambda_build")
+                say(f"building the Lambda zip ({reason}): python -m infra.aws_lambda.package_build")
                 digest = inputs_digest(root)  # before the build: a change during it triggers the next one
                 _build(path, root, timeout)
                 code_sha256 = source_code_hash(path)
@@ -196,7 +199,7 @@ def ensure_zip(
 
 
 def main() -> None:
-    """``python -m infra.localstack.lambda_zip`` (``make lambda-zip``): build the zip if missing or stale."""
+    """``python -m infra.aws_lambda.package_cache`` (``make lambda-zip``): build the zip if missing or stale."""
     package = ensure_zip(out=print)
     print(
         f"{package.path}: {package.size / 2**20:.1f} MiB zipped, {unzipped_size(package.path) / 2**20:.1f} MiB "
