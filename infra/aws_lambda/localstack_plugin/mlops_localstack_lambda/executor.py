@@ -44,7 +44,8 @@ from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntim
 
 from . import PORTS_ENV, PYTHONS_ENV, check_localstack_version, lambda_ports, lambda_pythons
 from .interop import LocalStackInterop
-from .runtime_api import LambdaProcess, bind_first_free
+from .lambda_process import LambdaProcess
+from .runtime_api import bind_first_free
 
 check_localstack_version()
 

@@ -35,7 +35,8 @@ import time
 import urllib.request
 from typing import Any
 
-from .runtime_api import LambdaProcess, RuntimeInitError
+from .lambda_process import LambdaProcess
+from .runtime_api import RuntimeInitError
 
 LOG = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # /var/rapid (python -I omits the script's dir)
 
 from mlops_rapid.interop import LocalStackInterop
-from mlops_rapid.runtime_api import LambdaProcess
+from mlops_rapid.lambda_process import LambdaProcess
 
 LOG = logging.getLogger("init-standin")
 
