@@ -14,6 +14,7 @@ The handler itself is ``api.lambda_handler.handler`` (the app through Mangum); e
 * :mod:`.localstack_venvs` -- LocalStack's own locked environments (``localstack-env/``,
   ``lambda-runtime-env/``) and its command line;
 * :mod:`.runtime_api` -- the Lambda Runtime API emulator (run a built zip the way Lambda does);
+* :mod:`.interpreters` -- whether an interpreter is the Python version needed;
 * ``localstack_plugin/`` -- the LocalStack executor plugin that runs functions as local processes (a
   distribution of its own, installed into LocalStack's environment).
 

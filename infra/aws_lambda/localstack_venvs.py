@@ -43,6 +43,7 @@ from pathlib import Path
 
 # The plugin's names, defined once in the plugin (stdlib-only, importable here): the LocalStack release it
 # targets (it checks it at load time), its executor and gateway-server entry points, its variables.
+from infra.aws_lambda.interpreters import python_mismatch
 from infra.aws_lambda.localstack_plugin.mlops_localstack_lambda import (
     EXECUTOR_NAME,
     GATEWAY_SERVER_NAME,
@@ -112,27 +113,6 @@ def _version_key(path: str) -> tuple[int, ...]:
     return tuple(int(p) if p.isdigit() else -1 for p in name.split("."))
 
 
-def _probe(path: str, version: str) -> str | None:
-    """None if ``path`` runs and is Python ``version``; otherwise why not."""
-    if not os.path.exists(path):
-        return "does not exist"
-    try:
-        out = subprocess.run(
-            [path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"does not run ({e})"
-    if out.returncode != 0:  # e.g. a pyenv shim for a version that is not selected
-        first_line = next((line for line in (out.stderr or out.stdout).splitlines() if line.strip()), "")
-        return f"exits with {out.returncode}: {first_line.strip()!r}"
-    if out.stdout.strip() != version:
-        return f"is Python {out.stdout.strip()}"
-    return None
-
-
 @functools.cache
 def _search(version: str) -> tuple[Path | None, tuple[str, ...]]:
     notes: list[str] = []
@@ -141,7 +121,7 @@ def _search(version: str) -> tuple[Path | None, tuple[str, ...]]:
         if path in tried:
             continue
         tried.add(path)
-        problem = _probe(path, version)
+        problem = python_mismatch(path, version)
         if problem is None:
             return Path(path), tuple(notes)
         notes.append(f"{path} ({origin}) {problem}")

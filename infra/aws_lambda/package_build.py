@@ -36,6 +36,8 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from infra.aws_lambda.interpreters import python_mismatch
+
 REPO = Path(__file__).resolve().parents[2]
 BUILD_DIR = REPO / "build" / "lambda"
 ZIP_NAME = "api-lambda.zip"
@@ -79,17 +81,7 @@ def find_uv() -> str:
 
 
 def _is_python312(candidate: str) -> bool:
-    try:
-        done = subprocess.run(
-            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except OSError:
-        return False
-    return done.returncode == 0 and done.stdout.strip() == PYTHON_VERSION  # pyenv shims may refuse to run
+    return python_mismatch(candidate, PYTHON_VERSION) is None  # pyenv shims may refuse to run
 
 
 def find_python312() -> str | None:
