@@ -24,7 +24,7 @@ from typing import Any
 from infra import catalog
 from tests.support.moto_s3 import AWS_ENV, s3_client, start_moto_s3
 from tests.support.ports import free_port
-from tests.support.processes import stop_process
+from tests.support.processes import ServerProcess
 from tests.support.waiting import wait_http
 
 MLFLOW_BUCKET = "mlflow"
@@ -33,22 +33,8 @@ QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "PYTHONWARN
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
-@dataclass
-class MlflowServer:
+class MlflowServer(ServerProcess):
     """A running ``mlflow server`` process and where it listens."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        """The server's base URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL); its data stays."""
-        stop_process(self.proc)
 
 
 def start_mlflow_server(

@@ -16,13 +16,12 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tests.support.mlflow_server import QUIET, RegistryStack
 from tests.support.ports import free_port
-from tests.support.processes import stop_process
+from tests.support.processes import ServerProcess
 from tests.support.waiting import wait_http
 
 REPO = Path(__file__).resolve().parents[3]
@@ -94,22 +93,8 @@ def _train(spec_path: str | None, output: str) -> None:
     Path(output).write_text(json.dumps(payload, default=str))
 
 
-@dataclass
-class ApiProcess:
+class ApiProcess(ServerProcess):
     """``uvicorn api.main:app`` as a process (one worker, uvloop/httptools when installed)."""
-
-    port: int
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def url(self) -> str:
-        """Base URL of the API."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        """Stop the process."""
-        stop_process(self.proc)
 
 
 def start_api(env: dict[str, str], log: Path, port: int | None = None, timeout: float = 60) -> ApiProcess:
@@ -122,7 +107,7 @@ def start_api(env: dict[str, str], log: Path, port: int | None = None, timeout: 
     full_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), **QUIET, **env}
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, env=full_env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-    api = ApiProcess(port, proc, log)
+    api = ApiProcess(proc, port, log)
     try:
         wait_http(f"{api.url}/health", timeout, proc, log)
     except Exception:

@@ -73,7 +73,7 @@ def spawn_api(env: dict[str, str], log: Path) -> ApiProcess:
     full_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), **QUIET, **env}
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, env=full_env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-    return ApiProcess(port, proc, log)
+    return ApiProcess(proc, port, log)
 
 
 def first_prediction(env: dict[str, str], log: Path, deadline_s: float = 40.0) -> tuple[float | None, ApiProcess]:
