@@ -6,7 +6,8 @@ and bucket names and the credential set are defined here once. Two consumers ren
 * the Pulumi program (``infra/components``) turns them into Docker containers, and
 * the embedded stack (``infra/local``) turns them into supervised local processes.
 
-A test (``tests/unit/test_catalog_drift.py``) fails if either consumer stops using these definitions.
+Tests (``tests/unit/infra/test_pulumi_catalog_drift.py``, ``tests/unit/local/test_local_catalog_drift.py``)
+fail if either consumer stops using these definitions.
 Everything here is plain data and pure functions of plain strings, so Pulumi can call the builders inside
 ``Output.apply`` and the local stack can call them directly.
 """
