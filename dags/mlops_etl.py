@@ -36,21 +36,21 @@ def mlops_etl() -> None:
         """Land the source in `raw/` with a manifest (source, rows, sha256, time)."""
         from ml.steps import extract_step
 
-        return extract_step().model_dump(mode="json")
+        return extract_step(SETTINGS.dataset).model_dump(mode="json")
 
     @task
     def validate(raw_manifest: dict) -> dict:
         """Check every row against the spec; quarantine failures with their reasons."""
         from ml.steps import validate_step
 
-        return validate_step(RawManifest.model_validate(raw_manifest)).model_dump(mode="json")
+        return validate_step(SETTINGS.dataset, RawManifest.model_validate(raw_manifest)).model_dump(mode="json")
 
     @task(outlets=[PROCESSED])
     def split(report: dict) -> dict:
         """Write the stratified train/test split to `processed/` and update the Asset."""
         from ml.steps import split_step
 
-        return split_step(ValidationReport.model_validate(report)).model_dump(mode="json")
+        return split_step(SETTINGS.dataset, ValidationReport.model_validate(report)).model_dump(mode="json")
 
     split(validate(extract()))
 

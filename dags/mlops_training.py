@@ -47,7 +47,9 @@ def mlops_training() -> None:
         from ml.steps import prepare_step
 
         context = get_current_context()
-        return prepare_step(context["run_id"], int(context["params"]["n_trials"])).model_dump(mode="json")
+        return prepare_step(SETTINGS.dataset, context["run_id"], int(context["params"]["n_trials"])).model_dump(
+            mode="json"
+        )
 
     @task
     def workers() -> list[int]:
@@ -59,21 +61,23 @@ def mlops_training() -> None:
         """Run trials on the shared study until the budget is used."""
         from ml.steps import tune_step
 
-        return tune_step(SearchPlan.model_validate(handle), worker).model_dump(mode="json")
+        return tune_step(SETTINGS.dataset, SearchPlan.model_validate(handle), worker).model_dump(mode="json")
 
     @task
     def finish(handle: dict) -> dict:
         """Refit the best trial, evaluate, log the model."""
         from ml.steps import finish_step
 
-        return finish_step(SearchPlan.model_validate(handle)).model_dump(mode="json")
+        return finish_step(SETTINGS.dataset, SearchPlan.model_validate(handle)).model_dump(mode="json")
 
     @task
     def gate(result: dict, handle: dict) -> dict:
         """Register as challenger; promote to champion if it wins."""
         from ml.steps import gate_step
 
-        return gate_step(SearchResult.model_validate(result), SearchPlan.model_validate(handle)).model_dump(mode="json")
+        return gate_step(
+            SETTINGS.dataset, SearchResult.model_validate(result), SearchPlan.model_validate(handle)
+        ).model_dump(mode="json")
 
     handle = prepare()
     tuned = tune.partial(handle=handle).expand(worker=workers())

@@ -37,9 +37,7 @@ def cmd_list(_: argparse.Namespace) -> int:
         except SpecError as exc:
             print(f"{name:<24} INVALID: {exc}")
             continue
-        print(
-            f"{name:<24} {spec.title}: {spec.target.name} in {list(spec.target.classes)}, {len(spec.features)} features"
-        )
+        print(f"{name:<24} {spec.task.value:<10} {spec.title}: {spec.target.name}, {len(spec.features)} features")
     return 0
 
 

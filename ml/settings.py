@@ -45,7 +45,16 @@ class MLSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MLOPS_", extra="ignore", populate_by_name=True)
 
-    dataset: str = Field(default="breast_cancer", description="Name of a spec in ml/datasets/.")
+    dataset: str = Field(
+        default="breast_cancer",
+        description="The default dataset: the one commands use when given none, and the model that the API's "
+        "unnamed routes (/predict, /model) serve.",
+    )
+    datasets: str = Field(
+        default="all",
+        description="The active datasets, each with its own DAGs, study, experiment and registered model: 'all' "
+        "(every spec in ml/datasets/) or a comma-separated list of spec names.",
+    )
     lake_bucket: str = Field(default="lake", description="S3 bucket of the data lake.")
     max_invalid_fraction: float = Field(
         default=0.05, ge=0, le=1, description="Validation fails when more than this fraction of rows fails."
@@ -112,6 +121,22 @@ class MLSettings(BaseSettings):
         if self.model_name is None:
             self.model_name = f"{self.dataset}_classifier"
         return self
+
+    def active_datasets(self) -> list[str]:
+        """The names of the active dataset specs (checked: an unknown name raises ``SpecError``)."""
+        from ml.spec import SpecError, available_datasets
+
+        shipped = available_datasets()
+        if self.datasets.strip().lower() == "all":
+            return shipped
+        names = [n.strip() for n in self.datasets.split(",") if n.strip()]
+        unknown = [n for n in names if n not in shipped]
+        if unknown or not names:
+            raise SpecError(
+                f"MLOPS_DATASETS={self.datasets!r}: unknown dataset(s) {unknown} (available: {', '.join(shipped)}); "
+                "use 'all' or a comma-separated list of spec names"
+            )
+        return names
 
     def to_env(self) -> dict[str, str]:
         """Render these settings as the environment variables that reproduce them (no secrets here)."""

@@ -1,9 +1,12 @@
 """Dataset specifications: the one declarative description of a dataset that every consumer reads.
 
-A :class:`DatasetSpec` says how to read the source, which column is the target and which class is
-positive, and, for every feature, its kind, unit, description, allowed range or categories and whether
-missing values are allowed. The ETL validation schema, the model's preprocessing, the MLflow model
-metadata and the prediction API's request schema (and therefore its OpenAPI docs) are all derived from it.
+A :class:`DatasetSpec` says how to read the source, what the model predicts (its ``task``: binary,
+multi-class or regression, see :mod:`ml.tasks`), which column is the target (its classes, or its unit),
+how the registry gate judges a model (``training``: metric, first-model threshold, promotion margin), and,
+for every feature, its kind, title, unit, description, allowed range or categories (with the codes the
+data uses for them) and whether missing values are allowed. The ETL validation schema, the model's
+preprocessing, the MLflow model metadata and the prediction API's request schema (and therefore its
+OpenAPI docs) are all derived from it.
 
 Specs live as YAML files in ``ml/datasets/``; adding a dataset means adding a file there (and a reader in
 :mod:`ml.readers` if the source format is new). This module imports only pydantic and PyYAML so the
@@ -22,6 +25,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ml.tasks import DEFAULT_MARGIN, DEFAULT_MIN_SCORE, MetricInfo, TaskType, default_metric, metric_info
+
 DATASETS_DIR = Path(__file__).with_name("datasets")
 _IDENTIFIER = r"^[a-z][a-z0-9_]*$"
 
@@ -34,19 +39,61 @@ class FeatureKind(StrEnum):
     """How a feature is typed, validated and preprocessed."""
 
     NUMERIC = "numeric"
+    INTEGER = "integer"  # whole numbers (counts): validated and served as integers, modelled as numbers
     CATEGORICAL = "categorical"
     BOOLEAN = "boolean"
+
+    @property
+    def is_number(self) -> bool:
+        """Numeric and integer features: ranges apply, the model scales them."""
+        return self in (FeatureKind.NUMERIC, FeatureKind.INTEGER)
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FeatureSpec(_Strict):
+def _code_key(value: object) -> str:
+    """The lookup key of a coded value: ``1``, ``1.0`` and ``"1.0"`` are the same code."""
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return repr(int(number)) if number.is_integer() else repr(number)
+
+
+def _split_codes(data: Any, field: str) -> Any:
+    """Accept ``categories``/``classes`` as a list of labels or as a mapping ``{code in the data: label}``."""
+    if isinstance(data, dict) and isinstance(data.get(field), dict):
+        mapping = data[field]
+        data = {**data, field: tuple(str(v) for v in mapping.values())}
+        data["codes"] = {str(k): str(v) for k, v in mapping.items()}
+    return data
+
+
+class _Coded(_Strict):
+    """Something whose values the data may spell as codes (``1.0``) that the spec maps to labels."""
+
+    codes: dict[str, str] | None = Field(
+        default=None,
+        description="Code in the data -> label, filled from a mapping given as 'categories'/'classes'.",
+    )
+
+    def decode(self, value: object) -> object:
+        """The label of a coded value; anything that is not a known code is returned unchanged."""
+        if not self.codes or value is None:
+            return value
+        lookup = {_code_key(k): v for k, v in self.codes.items()}
+        return lookup.get(_code_key(value), value)
+
+
+class FeatureSpec(_Coded):
     """One input feature: its documentation and its validation rules."""
 
     name: str = Field(pattern=_IDENTIFIER, description="Column name in the landed data and the API field.")
     kind: FeatureKind
+    title: str | None = Field(default=None, description="Human-readable name for the docs (default: the name).")
     description: str = Field(min_length=1)
     unit: str | None = Field(default=None, description="Physical unit, or None for unitless values.")
     minimum: float | None = Field(default=None, description="Inclusive lower bound (numeric only).")
@@ -54,6 +101,11 @@ class FeatureSpec(_Strict):
     categories: tuple[str, ...] | None = Field(default=None, description="Allowed values (categorical only).")
     nullable: bool = Field(default=False, description="Whether a missing value is acceptable.")
     example: float | str | bool | None = Field(default=None, description="A typical value for the docs.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _coded_categories(cls, data: Any) -> Any:
+        return _split_codes(data, "categories")
 
     @model_validator(mode="after")
     def _rules_match_kind(self) -> FeatureSpec:
@@ -66,6 +118,10 @@ class FeatureSpec(_Strict):
                 raise ValueError(f"categorical feature {self.name!r} lists a category twice")
         elif self.categories is not None:
             raise ValueError(f"{self.kind.value} feature {self.name!r} cannot have 'categories'")
+        if self.kind is FeatureKind.INTEGER:
+            for bound in (self.minimum, self.maximum, self.example):
+                if isinstance(bound, float) and not bound.is_integer():
+                    raise ValueError(f"integer feature {self.name!r}: {bound} is not a whole number")
         if self.kind is FeatureKind.BOOLEAN and (self.minimum is not None or self.maximum is not None):
             raise ValueError(f"boolean feature {self.name!r} cannot have minimum/maximum")
         if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
@@ -73,30 +129,74 @@ class FeatureSpec(_Strict):
         return self
 
 
-class TargetSpec(_Strict):
-    """The label column: its name, its classes (as they appear in the data) and the positive one."""
+class TargetSpec(_Coded):
+    """The label column: its classes (and a binary task's positive one), or a regression's unit and range.
+
+    Classes are labels; give a mapping ``{code in the data: label}`` when the data codes them.
+    """
 
     name: str = Field(pattern=_IDENTIFIER)
+    title: str | None = Field(default=None, description="Human-readable name for the docs (default: the name).")
     description: str = Field(min_length=1)
-    classes: tuple[str, str] = Field(description="The two class labels; binary classification only.")
-    positive_class: str
+    classes: tuple[str, ...] | None = Field(
+        default=None, description="Class labels (classification only); a mapping {code in the data: label} also works."
+    )
+    positive_class: str | None = Field(default=None, description="The class F1 and friends score (binary only).")
+    unit: str | None = Field(default=None, description="Unit of the predicted value (regression only).")
+    minimum: float | None = Field(default=None, description="Lowest plausible value (regression only).")
+    maximum: float | None = Field(default=None, description="Highest plausible value (regression only).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _coded_classes(cls, data: Any) -> Any:
+        return _split_codes(data, "classes")
 
     @model_validator(mode="after")
-    def _positive_is_a_class(self) -> TargetSpec:
-        if self.positive_class not in self.classes:
-            raise ValueError(f"positive_class {self.positive_class!r} is not one of classes {list(self.classes)}")
-        if self.classes[0] == self.classes[1]:
-            raise ValueError("the two target classes must differ")
+    def _classes_distinct(self) -> TargetSpec:
+        if self.classes is not None and len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"target {self.name!r} lists a class twice: {list(self.classes)}")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"target {self.name!r}: minimum {self.minimum} is above maximum {self.maximum}")
         return self
 
     @property
+    def labels(self) -> tuple[str, ...]:
+        """Class labels in model order (the encoded class ``i`` is ``labels[i]``); empty for a regression.
+
+        Binary: the negative class first, so that 1 is the positive class.
+        """
+        if not self.classes:
+            return ()
+        if self.positive_class is not None and len(self.classes) == 2:
+            return (self.negative_class, self.positive_class)
+        return self.classes
+
+    @property
     def negative_class(self) -> str:
-        """The class that is encoded as 0."""
+        """The class that is encoded as 0 (binary only)."""
+        if self.classes is None or self.positive_class is None or len(self.classes) != 2:
+            raise ValueError(f"target {self.name!r} is not binary: it has no negative class")
         return self.classes[0] if self.classes[1] == self.positive_class else self.classes[1]
 
     def label(self, encoded: int) -> str:
-        """Return the class label for an encoded prediction (1 = positive class)."""
-        return self.positive_class if encoded == 1 else self.negative_class
+        """Return the class label of an encoded prediction (binary: 1 = positive class)."""
+        return self.labels[encoded]
+
+
+class TrainingSpec(_Strict):
+    """How models of this dataset are scored and gated; anything left out takes the task's default."""
+
+    metric: str | None = Field(
+        default=None, description="Cross-validation metric of the search and the gate (default: the task's)."
+    )
+    min_champion_score: float | None = Field(
+        default=None,
+        description="The first model becomes champion only if its score is at least this good (default: the task's; "
+        "regression: no floor).",
+    )
+    promotion_margin: float | None = Field(
+        default=None, ge=0, description="A challenger must beat the champion by at least this much in the metric."
+    )
 
 
 class SourceSpec(_Strict):
@@ -113,9 +213,14 @@ class DatasetSpec(_Strict):
     name: str = Field(pattern=_IDENTIFIER)
     title: str
     description: str
+    task: TaskType = Field(default=TaskType.BINARY, description="binary, multiclass or regression.")
     source: SourceSpec
     target: TargetSpec
     features: tuple[FeatureSpec, ...] = Field(min_length=1)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    model_name: str | None = Field(
+        default=None, description="Registered model name (default: <name>_classifier or <name>_regressor)."
+    )
     id_column: str | None = Field(default=None, description="Optional row identifier kept out of the model.")
 
     @field_validator("features")
@@ -133,6 +238,67 @@ class DatasetSpec(_Strict):
         if self.target.name in self.feature_names:
             raise ValueError(f"target {self.target.name!r} is also listed as a feature")
         return self
+
+    @model_validator(mode="after")
+    def _target_fits_task(self) -> DatasetSpec:
+        target, task = self.target, self.task
+        classes = list(target.classes or ())
+        if task is TaskType.REGRESSION:
+            if target.classes is not None or target.positive_class is not None:
+                raise ValueError(
+                    "a regression target has no classes and no positive_class: remove target.classes and "
+                    "target.positive_class, or set task: binary / multiclass"
+                )
+        else:
+            if target.unit is not None or target.minimum is not None or target.maximum is not None:
+                raise ValueError(f"a {task.value} target has no unit/minimum/maximum (regression only): remove them")
+            if len(classes) < 2:
+                raise ValueError(
+                    f"a {task.value} target needs at least two classes in target.classes, got {classes}; "
+                    "a single class cannot be learned"
+                )
+        if task is TaskType.BINARY:
+            if len(classes) != 2:
+                raise ValueError(f"task binary needs exactly two classes, got {len(classes)}: use task: multiclass")
+            if target.positive_class is None:
+                raise ValueError(f"task binary needs target.positive_class, one of {classes}")
+            if target.positive_class not in classes:
+                raise ValueError(f"positive_class {target.positive_class!r} is not one of classes {classes}")
+        if task is TaskType.MULTICLASS:
+            if len(classes) < 3:
+                raise ValueError(f"task multiclass needs at least three classes, got {classes}: use task: binary")
+            if target.positive_class is not None:
+                raise ValueError("a multiclass target has no positive_class: remove target.positive_class")
+        if self.training.metric is not None:
+            metric_info(task, self.training.metric)  # raises with the allowed metrics
+        threshold = self.training.min_champion_score
+        bounded = task.is_classification and self.metric.greater_is_better  # scores in [0, 1]
+        if threshold is not None and bounded and not 0 <= threshold <= 1:
+            raise ValueError(f"training.min_champion_score {threshold} must lie in [0, 1] for {self.metric.name}")
+        return self
+
+    @property
+    def metric(self) -> MetricInfo:
+        """The cross-validation metric of the search and the gate."""
+        return metric_info(self.task, self.training.metric) if self.training.metric else default_metric(self.task)
+
+    @property
+    def min_champion_score(self) -> float | None:
+        """The first-model threshold (None: any first model becomes champion)."""
+        if "min_champion_score" in self.training.model_fields_set:
+            return self.training.min_champion_score
+        return DEFAULT_MIN_SCORE[self.task] if self.metric.greater_is_better else None
+
+    @property
+    def promotion_margin(self) -> float:
+        """How much a challenger must beat the champion by."""
+        margin = self.training.promotion_margin
+        return DEFAULT_MARGIN if margin is None else margin
+
+    @property
+    def registered_model(self) -> str:
+        """The MLflow registered model of this dataset."""
+        return self.model_name or f"{self.name}_{self.task.model_suffix}"
 
     @property
     def feature_names(self) -> list[str]:
@@ -161,10 +327,17 @@ class DatasetSpec(_Strict):
 
     def fingerprint(self) -> str:
         """A short stable hash of the feature and target schema (not of the prose): the schema hash."""
-        schema = {
-            "target": self.target.model_dump(mode="json", exclude={"description"}),
-            "features": [f.model_dump(mode="json", exclude={"description", "unit", "example"}) for f in self.features],
+
+        def dump(item: BaseModel, prose: set[str], added: set[str]) -> dict[str, Any]:
+            data = item.model_dump(mode="json", exclude=prose)
+            return {k: v for k, v in data.items() if not (k in added and v is None)}  # fields added later
+
+        schema: dict[str, Any] = {
+            "target": dump(self.target, {"description", "title"}, {"codes", "unit", "minimum", "maximum"}),
+            "features": [dump(f, {"description", "title", "unit", "example"}, {"codes"}) for f in self.features],
         }
+        if self.task is not TaskType.BINARY:  # binary specs keep the hash they had before tasks existed
+            schema["task"] = self.task.value
         return hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_json(self) -> str:

@@ -40,7 +40,7 @@ def build_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
     columns: dict[str, pa.Column] = {}
     for feature in spec.features:
         columns[feature.name] = _column(feature)
-    columns[spec.target.name] = pa.Column(str, pa.Check.isin(list(spec.target.classes)), nullable=False, title="target")
+    columns[spec.target.name] = pa.Column(str, pa.Check.isin(list(spec.target.labels)), nullable=False, title="target")
     return pa.DataFrameSchema(
         columns,
         strict=False,
@@ -103,7 +103,7 @@ def _describe_failure(row: pd.Series, spec: DatasetSpec) -> str:
     if check == "not_nullable":
         return f"{column}: missing value (not allowed for this field)"
     if column == spec.target.name and check.startswith("isin"):
-        return f"{column}: {row['failure_case']!r} is not a target class {list(spec.target.classes)}"
+        return f"{column}: {row['failure_case']!r} is not a target class {list(spec.target.labels)}"
     if check.startswith("in_range"):
         feature = spec.feature(column)
         return f"{column}: {row['failure_case']} is outside [{feature.minimum}, {feature.maximum}]"
