@@ -20,6 +20,7 @@ from typing import Literal
 
 from infra.credentials import Credentials
 from ml.settings import MLSettings
+from ml.spec import SpecError, get_spec
 
 # ---------------------------------------------------------------------------------------------------------
 # Names
@@ -391,21 +392,51 @@ def ml_env(topo: Topology, creds: Credentials, settings: MLSettings | None = Non
     return {**s3_client_env(topo, creds, "pipeline"), **mlflow_client_env(creds, "pipeline"), **settings.to_env()}
 
 
+#: The ML library's setting of the directory with the users' data files (relative CSV paths of specs).
+DATA_DIR_ENV = "MLOPS_DATA_DIR"
+
+
+def active_datasets(settings: MLSettings) -> list[str]:
+    """The stack's active datasets (``MLOPS_DATASETS``), checked: each names a spec, the default is one of them.
+
+    Raises :class:`~ml.spec.SpecError` saying what to change; both stacks call this before they start.
+    """
+    names = settings.active_datasets()
+    if settings.dataset not in names:
+        raise SpecError(
+            f"the default dataset MLOPS_DATASET={settings.dataset!r} is not active (MLOPS_DATASETS="
+            f"{settings.datasets!r} -> {', '.join(names)}): the API's unnamed routes would serve no model; "
+            "add it to MLOPS_DATASETS or set MLOPS_DATASET to one of the active datasets"
+        )
+    return names
+
+
 @dataclass(frozen=True)
 class AirflowPaths:
-    """Where Airflow keeps its files: its home and the DAG folder (differs between Docker and local)."""
+    """Where Airflow keeps its files: home, DAG folder and users' data files (differs between Docker and local).
+
+    ``data``: the directory the tasks read data files from (``MLOPS_DATA_DIR``); ``None`` leaves it to the
+    ML settings' own default (locally: the repository's ``data/``).
+    """
 
     home: str
     dags: str
     passwords_file: str
+    data: str | None = None
 
 
 def airflow_env(
     topo: Topology, creds: Credentials, paths: AirflowPaths, settings: MLSettings | None = None, parallelism: int = 4
 ) -> dict[str, str]:
-    """Environment shared by all Airflow components (and inherited by the tasks they run)."""
+    """Environment shared by all Airflow components (and inherited by the tasks they run).
+
+    The DAG processor re-runs every DAG file each ``MIN_FILE_PROCESS_INTERVAL`` seconds, changed or not: the
+    DAG files generate one DAG pair per dataset spec, so a spec added to ``ml/datasets/`` appears that soon.
+    """
+    data_dir = {DATA_DIR_ENV: paths.data} if paths.data else {}
     return {
         **ml_env(topo, creds, settings),
+        **data_dir,
         "AIRFLOW_HOME": paths.home,
         "AIRFLOW__CORE__DAGS_FOLDER": paths.dags,
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -447,7 +478,12 @@ API_ALLOCATOR_ENV = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
 
 
 def api_env(topo: Topology, creds: Credentials, settings: MLSettings | None = None) -> dict[str, str]:
-    """Environment of the prediction API (process, container or Lambda)."""
+    """Environment of the prediction API (process, container or Lambda).
+
+    It serves every registered champion; ``MLOPS_API_DEFAULT_MODEL`` (the default dataset) is the one its
+    unnamed routes (``/predict``, ``/model``) serve, ``MLOPS_MODEL_NAME`` that model's registered name (kept
+    for clients and images of the single-model API).
+    """
     settings = settings or MLSettings()
     return {
         **API_ALLOCATOR_ENV,
@@ -457,7 +493,8 @@ def api_env(topo: Topology, creds: Credentials, settings: MLSettings | None = No
         **s3_client_env(topo, creds, "api"),
         **mlflow_client_env(creds, "api"),
         "MLFLOW_TRACKING_URI": topo.url(MLFLOW),
-        "MLOPS_MODEL_NAME": str(settings.model_name),
+        "MLOPS_API_DEFAULT_MODEL": settings.dataset,
+        "MLOPS_MODEL_NAME": get_spec(settings.dataset).registered_model,
         "MLOPS_API_ADMIN_KEY": creds.api_admin_key,
         "MLOPS_API_CACHE_S3_URI": CHAMPION_CACHE_URI,
     }

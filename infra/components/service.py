@@ -39,12 +39,16 @@ class Mount:
     path: str
     volume: str | None = None
     host_path: str | None = None
+    read_only: bool = False
 
     def args(self, ctx: StackContext) -> docker.ContainerVolumeArgs:
-        """The container's volume argument."""
+        """The container's volume argument (``read_only`` only when set: other mounts keep their inputs)."""
+        read_only = True if self.read_only else None
         if self.volume is not None:
-            return docker.ContainerVolumeArgs(volume_name=ctx.volumes[self.volume].name, container_path=self.path)
-        return docker.ContainerVolumeArgs(host_path=self.host_path, container_path=self.path)
+            return docker.ContainerVolumeArgs(
+                volume_name=ctx.volumes[self.volume].name, container_path=self.path, read_only=read_only
+            )
+        return docker.ContainerVolumeArgs(host_path=self.host_path, container_path=self.path, read_only=read_only)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from dags import pipeline_ids
 from infra import access, catalog
+from infra.aws_lambda.spec import REPO_ROOT
 from infra.components import health
 from infra.components.common import StackValues
 from infra.components.config import StackConfig
@@ -252,7 +254,10 @@ AIRFLOW_PATHS = catalog.AirflowPaths(
     home="/opt/airflow",
     dags="/opt/airflow/dags",
     passwords_file="/opt/airflow/simple_auth_manager_passwords.json",
+    data="/opt/mlops/data",  # the repository's data/ (users' data files), mounted read-only
 )
+#: The host directory mounted at ``AIRFLOW_PATHS.data``: where users put the data files their specs read.
+HOST_DATA_DIR = REPO_ROOT / "data"
 AIRFLOW_LOGS_DIR = f"{AIRFLOW_PATHS.home}/logs"
 AIRFLOW_PASSWORDS_ENV = "MLOPS_AIRFLOW_PASSWORDS_JSON"  # read (and unset) by infra/docker/airflow-entrypoint.sh
 TRIGGER_SCRIPT = "/opt/mlops/bin/trigger_training.py"  # infra/docker/trigger_training.py in the image
@@ -281,20 +286,22 @@ def trigger_env(topo: catalog.Topology, values: StackValues) -> dict[str, str]:
     }
 
 
-def trigger_command(dag: str, follow: Sequence[str]) -> list[str]:
-    """Arguments of ``trigger_training.py``: trigger ``dag``, then wait for the runs of ``follow``."""
-    return [dag, "--then", *follow] if follow else [dag]
+def trigger_command(datasets: Sequence[str]) -> list[str]:
+    """Arguments of ``trigger_training.py``: one ``<ETL DAG>:<training DAG>`` pipeline per dataset."""
+    return [":".join(pipeline_ids.pipeline(dataset)) for dataset in datasets]
 
 
 def training_trigger_job(config: StackConfig, topo: catalog.Topology) -> Job:
-    """The optional job that runs the ETL DAG and follows the training it schedules (fire and forget).
+    """The optional job that runs every active dataset's ETL and follows the training each schedules.
+
+    Fire and forget; one dataset's failure does not stop the others (the job then exits 1).
 
     Follow it with ``docker logs -f <prefix>-trigger-training``.
     """
     api_health = catalog.SERVICES[catalog.AIRFLOW_API].health
     return Job(
         "trigger-training",
-        command=trigger_command(config.training_dag, config.follow_dags),
+        command=trigger_command(config.active_datasets()),
         entrypoint=["python", TRIGGER_SCRIPT],
         env=functools.partial(trigger_env, topo),
         check=health.for_job(
@@ -381,7 +388,10 @@ def _airflow_specs(
             service,
             env=functools.partial(airflow_env, service, topo, settings),
             command=commands[service],
-            mounts=[Mount(AIRFLOW_LOGS_DIR, volume="airflow-logs")],
+            mounts=[
+                Mount(AIRFLOW_LOGS_DIR, volume="airflow-logs"),
+                Mount(str(AIRFLOW_PATHS.data), host_path=str(HOST_DATA_DIR), read_only=True),
+            ],
             jobs_before=[migrate] if service == catalog.AIRFLOW_API else [],
             # The API server alone would not need MLflow; the tasks the components run do.
             after=(catalog.MLFLOW,),

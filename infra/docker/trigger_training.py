@@ -1,15 +1,17 @@
-"""Trigger the training pipeline on a running Airflow 3 and wait for it (standard library only).
+"""Trigger the training pipelines on a running Airflow 3 and wait for them (standard library only).
 
-Triggers one DAG (``POST /api/v2/dags/{id}/dagRuns {"logical_date": null}``), waits for its run to end,
-then waits for the runs that other DAGs start by themselves afterwards (``--then``: the training DAG is
-scheduled on the Asset that the ETL updates). Exits 1 if a run fails or a wait runs out of time.
+Each argument is one pipeline, ``TRIGGER[:FOLLOW[,FOLLOW...]]``: the DAG to trigger (``POST
+/api/v2/dags/{id}/dagRuns {"logical_date": null}``) and the DAGs that start by themselves after it (a
+dataset's training DAG is scheduled on the Asset its ETL updates). All pipelines are triggered at once and
+followed to their end; one failed pipeline does not stop the others. Exits 1 if any run failed or a wait
+ran out of time, after reporting every pipeline.
 
-Baked into the Airflow image (the optional ``trigger-training`` job of the Pulumi program runs it) and
-usable from the host::
+Baked into the Airflow image (the optional ``trigger-training`` job of the Pulumi program runs it, with
+one ``etl_<dataset>:training_<dataset>`` per active dataset) and usable from the host::
 
     MLOPS_AIRFLOW_URL=http://localhost:8080 \
     MLOPS_AIRFLOW_PASSWORD="$(pulumi stack output airflowAdminPassword --show-secrets)" \
-    python infra/docker/trigger_training.py mlops_etl --then mlops_training
+    python infra/docker/trigger_training.py etl_breast_cancer:training_breast_cancer etl_wine:training_wine
 """
 
 from __future__ import annotations
@@ -114,15 +116,60 @@ def new_run_after(af: Airflow, dag_id: str, after: datetime) -> str | None:
     return None
 
 
+def parse_pipeline(text: str) -> tuple[str, list[str]]:
+    """``TRIGGER[:FOLLOW[,FOLLOW...]]`` -> (trigger, follow); raises ``ValueError`` on an empty name."""
+    trigger, colon, rest = text.partition(":")
+    follow = [d for d in rest.split(",") if d]
+    if not trigger or (colon and not follow):
+        raise ValueError(f"pipeline {text!r}: expected TRIGGER[:FOLLOW[,FOLLOW...]], e.g. etl_wine:training_wine")
+    return trigger, follow
+
+
+def run_pipelines(af: Airflow, pipelines: list[tuple[str, list[str]]], timeout_s: float) -> dict[str, str]:
+    """Trigger every pipeline's DAG, then follow each to its end; returns the final state by DAG."""
+    for dag_id in (d for trigger, follow in pipelines for d in (trigger, *follow)):
+        # The DAG processor parses new files within seconds; unpause in case the DAG was paused.
+        dag = wait_until(f"DAG {dag_id} to be parsed", lambda d=dag_id: af.call("GET", f"/api/v2/dags/{d}"), 600)
+        if dag.get("is_paused"):
+            af.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+    started = datetime.now(UTC)
+    runs = {}
+    for trigger, _ in pipelines:
+        runs[trigger] = af.call("POST", f"/api/v2/dags/{trigger}/dagRuns", {"logical_date": None})["dag_run_id"]
+        print(f"triggered {trigger} run {runs[trigger]}", flush=True)
+    states: dict[str, str] = {}
+    for trigger, follow in pipelines:
+        try:
+            state = states[trigger] = wait_for_run(af, trigger, runs[trigger], timeout_s)
+            for dag_id in follow:
+                if state != "success":
+                    states[dag_id] = "not started"
+                    continue
+                run_id = wait_until(f"a new run of {dag_id}", lambda d=dag_id: new_run_after(af, d, started), 600)
+                state = states[dag_id] = wait_for_run(af, dag_id, run_id, timeout_s)
+        except AuthError:
+            raise
+        except TriggerError as exc:  # this pipeline timed out or Airflow erred: report it, follow the others
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            for dag_id in (trigger, *follow):
+                states.setdefault(dag_id, "timed out")
+    return states
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dag", help="DAG to trigger, e.g. mlops_etl")
-    parser.add_argument("--then", nargs="*", default=[], help="DAGs that start by themselves afterwards")
+    parser.add_argument(
+        "pipelines", nargs="+", help="TRIGGER[:FOLLOW[,FOLLOW...]], e.g. etl_wine:training_wine (one per dataset)"
+    )
     parser.add_argument("--url", default=os.environ.get("MLOPS_AIRFLOW_URL", "http://localhost:8080"))
     parser.add_argument("--username", default=os.environ.get("MLOPS_AIRFLOW_USERNAME", "admin"))
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for each run")
     args = parser.parse_args(argv)
+    try:
+        pipelines = [parse_pipeline(p) for p in args.pipelines]
+    except ValueError as exc:
+        parser.error(str(exc))
     password = os.environ.get("MLOPS_AIRFLOW_PASSWORD")
     if not password:
         print("set MLOPS_AIRFLOW_PASSWORD (pulumi stack output airflowAdminPassword --show-secrets)", file=sys.stderr)
@@ -135,22 +182,15 @@ def main(argv: list[str] | None = None) -> int:
             lambda: af.call("GET", "/api/v2/monitor/health", auth=False)["metadatabase"]["status"] == "healthy",
             timeout_s=600,
         )
-        for dag_id in (args.dag, *args.then):
-            # The DAG processor parses new files within seconds; unpause in case the DAG was paused.
-            dag = wait_until(f"DAG {dag_id} to be parsed", lambda d=dag_id: af.call("GET", f"/api/v2/dags/{d}"), 600)
-            if dag.get("is_paused"):
-                af.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-        started = datetime.now(UTC)
-        run = af.call("POST", f"/api/v2/dags/{args.dag}/dagRuns", {"logical_date": None})
-        print(f"triggered {args.dag} run {run['dag_run_id']}", flush=True)
-        if wait_for_run(af, args.dag, run["dag_run_id"], args.timeout) != "success":
-            return 1
-        for dag_id in args.then:
-            run_id = wait_until(f"a new run of {dag_id}", lambda d=dag_id: new_run_after(af, d, started), 600)
-            if wait_for_run(af, dag_id, run_id, args.timeout) != "success":
-                return 1
+        states = run_pipelines(af, pipelines, args.timeout)
     except TriggerError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for dag_id, state in states.items():
+        print(f"  {dag_id}: {state}", flush=True)
+    failed = sorted(d for d, state in states.items() if state != "success")
+    if failed:
+        print(f"training pipelines finished; not successful: {', '.join(failed)}", flush=True)
         return 1
     print("training pipeline finished", flush=True)
     return 0

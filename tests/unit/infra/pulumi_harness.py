@@ -253,6 +253,7 @@ def expected_settings(config: dict[str, Any] | None = None) -> MLSettings:
     return MLSettings(
         _env_prefix="MLOPS_TESTS_IGNORED_",  # type: ignore[call-arg]
         dataset=config.get("dataset", MLSettings.model_fields["dataset"].default),
+        datasets=config.get("datasets", MLSettings.model_fields["datasets"].default),
         n_trials=config.get("trialBudget", MLSettings.model_fields["n_trials"].default),
     )
 

@@ -19,7 +19,10 @@ pytestmark = pytest.mark.unit
 PREFIX = "mlops-dev"
 TOPO = catalog.Topology.docker()
 AIRFLOW_PATHS = catalog.AirflowPaths(
-    home="/opt/airflow", dags="/opt/airflow/dags", passwords_file="/opt/airflow/simple_auth_manager_passwords.json"
+    home="/opt/airflow",
+    dags="/opt/airflow/dags",
+    passwords_file="/opt/airflow/simple_auth_manager_passwords.json",
+    data="/opt/mlops/data",
 )
 AIRFLOW_SERVICES = (
     catalog.AIRFLOW_API,

@@ -25,6 +25,7 @@ from infra.components.config import (
     secret_config_key,
 )
 from ml.settings import MLSettings
+from ml.spec import available_datasets
 from tests.unit.infra.pulumi_harness import PROJECT, REPO, ProgramRun, clear_strings, dev_config, run_program
 
 pytestmark = pytest.mark.unit
@@ -103,6 +104,24 @@ def test_defaults_match_the_catalog() -> None:
     for name, port in catalog.DEFAULT_PORTS.as_dict().items():
         assert getattr(defaults.ports, name) == port, name
     assert defaults.trial_budget == MLSettings.model_fields["n_trials"].default
+
+
+def test_datasets_select_the_active_set_and_the_default_must_be_in_it() -> None:
+    shipped = available_datasets()
+    assert StackConfig(stack="dev", name_prefix="p").active_datasets() == shipped  # default: all
+    one = StackConfig(stack="dev", name_prefix="p", datasets=shipped[0], dataset=shipped[0])
+    assert one.active_datasets() == [shipped[0]] and one.ml_settings().datasets == shipped[0]
+    with pytest.raises(ConfigError, match=r"datasets='no_such_dataset'.*unknown dataset"):
+        StackConfig(stack="dev", name_prefix="p", datasets="no_such_dataset")
+    with pytest.raises(ConfigError, match=r"default dataset MLOPS_DATASET='elsewhere' is not active"):
+        StackConfig(stack="dev", name_prefix="p", datasets=shipped[0], dataset="elsewhere")
+
+
+def test_datasets_may_be_a_yaml_list(lambda_zip: Path) -> None:
+    shipped = available_datasets()
+    run = run_program({"lambdaZip": str(lambda_zip), "datasets": shipped[:1], "dataset": shipped[0]})
+    scheduler = next(c for c in run.containers.values() if c.inputs.get("hostname") == catalog.AIRFLOW_SCHEDULER)
+    assert f"MLOPS_DATASETS={shipped[0]}" in scheduler.inputs["envs"]
 
 
 def test_unknown_config_keys_are_rejected(lambda_zip: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from infra import catalog
 from infra.components.config import check_pinned, localstack_needs_token
+from ml.spec import available_datasets
 from tests.unit.infra.pulumi_harness import (
     DEFAULT_HOST_PORTS,
     DEFAULT_IMAGES,
@@ -232,6 +233,15 @@ def test_named_volumes_are_mounted_and_pulumi_managed(dev_run: ProgramRun) -> No
         assert (f"{PREFIX}-airflow-logs", "/opt/airflow/logs") in mounts[service]
 
 
+def test_airflow_reads_the_repositorys_data_dir_read_only(dev_run: ProgramRun) -> None:
+    """Users' data files (relative CSV paths of specs) come from the repository's data/, never written."""
+    for service in AIRFLOW_SERVICES:
+        container = dev_run.containers[f"{PREFIX}-{service}"]
+        data = [v for v in container.inputs["volumes"] if v["containerPath"] == "/opt/mlops/data"]
+        assert data == [{"hostPath": str(REPO / "data"), "containerPath": "/opt/mlops/data", "readOnly": True}]
+        assert "MLOPS_DATA_DIR=/opt/mlops/data" in container.inputs["envs"]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Dependencies (only visible in the RegisterResource requests)
 # ---------------------------------------------------------------------------------------------------------
@@ -392,7 +402,8 @@ def test_training_trigger_option(dev_run: ProgramRun, options_run: ProgramRun) -
     assert f"{PREFIX}-trigger-training" not in dev_run.containers
     job = options_run.containers[f"{PREFIX}-trigger-training"]
     assert job.inputs["entrypoints"] == ["python", "/opt/mlops/bin/trigger_training.py"]
-    assert job.inputs["command"] == ["mlops_etl", "--then", "mlops_training"]
+    datasets = available_datasets()  # the dev config activates every spec
+    assert job.inputs["command"] == [f"etl_{d}:training_{d}" for d in datasets]
     assert job.inputs["attach"] is False and job.inputs["mustRun"] is False
     assert set(AIRFLOW_SERVICES) <= dependency_names(options_run, job)
     env = dict(e.split("=", 1) for e in job.inputs["envs"])
