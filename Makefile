@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # every process would recompile scikit-learn, MLflow and Airflow on each start.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help venv test test-unit test-integration test-docker lint format docs up down destroy status logs lambda-zip bench \
+.PHONY: help venv test test-unit test-integration test-docker lint format docs up down destroy status logs gate lambda-zip bench \
 	clean pulumi-preview pulumi-up pulumi-destroy
 
 help: ## Show the targets
@@ -56,8 +56,8 @@ format: venv ## Apply ruff fixes and formatting
 docs: venv ## Regenerate docs/configuration-reference.md from the settings classes
 	$(PY) -m infra.config_reference
 
-up: venv ## Start the embedded stack, train, register and serve the champion
-	$(STACK) up
+up: venv ## Start the embedded stack; train, register and serve a champion per active dataset (MLOPS_DATASETS)
+	$(STACK) up $(ARGS)
 
 down: venv ## Stop the stack, keep all data
 	$(STACK) down
@@ -70,6 +70,10 @@ status: venv ## Health of every service (JSON: make status ARGS=--json)
 
 logs: venv ## Service logs (make logs ARGS=mlflow)
 	$(STACK) logs $(ARGS)
+
+gate: venv ## Re-run a model's registry gate on the running stack (make gate ARGS="wine [--version 3]")
+	@test -n "$(ARGS)" || { echo 'usage: make gate ARGS="<dataset> [--version N]"'; exit 2; }
+	$(STACK) gate $(ARGS)
 
 lambda-zip: venv ## Build the API's Lambda deployment zip if missing or stale (build/lambda/api-lambda.zip)
 	$(PY) -m infra.aws_lambda.package_cache

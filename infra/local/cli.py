@@ -1,4 +1,4 @@
-"""Command line of the embedded stack: ``python -m infra.local up|down|destroy|status|logs|env|memory|redeploy-lambda``.
+"""Command line of the embedded stack: ``python -m infra.local up|down|destroy|status|logs|env|pipeline|gate|...``.
 
 Settings come from the environment (``MLOPS_STACK_*``, see :class:`~infra.local.settings.StackSettings`).
 """
@@ -75,9 +75,11 @@ def up(
     services_only: Annotated[
         bool, typer.Option("--services-only", help="Only start the services; no training, no sample prediction.")
     ] = False,
-    retrain: Annotated[bool, typer.Option("--retrain", help="Run the pipeline even if a champion exists.")] = False,
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="Run every active pipeline, also of models with a champion.")
+    ] = False,
 ) -> None:
-    """Start the stack (idempotent), train and register a champion if there is none, serve it, summarise."""
+    """Start the stack (idempotent), train every active model without a champion, serve the champions, summarise."""
     from infra.local.quickstart import run
 
     stack = _stack()
@@ -231,23 +233,43 @@ def memory() -> None:
 
 @app.command()
 def pipeline(
-    trigger: Annotated[str, typer.Option(help="DAG to trigger.")] = "mlops_etl",
-    then: Annotated[list[str] | None, typer.Option(help="DAGs expected to start by themselves afterwards.")] = None,
+    datasets: Annotated[
+        list[str] | None, typer.Argument(help="Datasets whose pipelines to run (default: every active one).")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Bound on each DAG run, seconds.")] = 900.0,
 ) -> None:
-    """Trigger a DAG, follow it and the DAGs it triggers (via assets), reporting task states live."""
-    from infra.local.pipeline import print_progress, run_pipeline
+    """Trigger etl_<dataset> of each dataset at once, follow it and the training_<dataset> run it schedules."""
+    from dags.pipeline_ids import pipeline as dag_ids
+    from infra.local.pipeline import print_progress, run_pipelines
+    from ml.settings import MLSettings
 
     try:
-        results = run_pipeline(
-            Stack(), trigger, tuple(then or ("mlops_training",)), on_progress=print_progress, timeout=timeout
-        )
+        names = datasets or catalog.active_datasets(MLSettings())
+        pipelines = [(etl, (training,)) for etl, training in map(dag_ids, names)]
+        results = run_pipelines(Stack(), pipelines, on_progress=print_progress, timeout=timeout)
     except Exception as e:
         _die(e)
     ok = all(r.state == "success" for r in results)
     for r in results:
-        typer.echo(f"  {r.dag_id:<24} {r.run_id:<48} {r.state:<8} {r.seconds:6.1f} s")
+        typer.echo(f"  {r.dag_id:<32} {r.run_id:<48} {r.state:<11} {r.seconds:6.1f} s")
     raise typer.Exit(0 if ok else 1)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def gate(ctx: typer.Context) -> None:
+    """Re-run the registry gate of a model on the running stack: `python -m ml gate <dataset> [--version N]`.
+
+    Runs with the training pipeline's environment (its S3 keys and MLflow user, which may move aliases).
+    """
+    import os
+    import subprocess
+
+    try:
+        env = os.environ | Stack().client_env()
+    except StackError as e:
+        _die(e)
+    done = subprocess.run([sys.executable, "-m", "ml", "gate", *ctx.args], env=env, check=False)
+    raise typer.Exit(done.returncode)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from infra.local.airflow_client import DagRunProgress
+from infra.local.airflow_client import AirflowClient, AirflowError, DagRunProgress
 from infra.local.stack import Stack
 
 
@@ -69,6 +69,58 @@ def run_pipeline(
             state = af.wait_for_dag_run(dag_id, run_id, timeout=timeout, on_progress=on_progress)
             results.append(RunResult(dag_id, run_id, state, time.monotonic() - t))
     return results
+
+
+def run_pipelines(
+    stack: Stack,
+    pipelines: Sequence[tuple[str, Sequence[str]]],
+    on_progress: Callable[[DagRunProgress], None] | None = print_progress,
+    timeout: float = 900.0,
+) -> list[RunResult]:
+    """Trigger the first DAG of every pipeline at once, then follow each pipeline to its end.
+
+    A pipeline is ``(trigger, then)`` as in :func:`run_pipeline`. Pipelines are independent: one that fails or
+    times out is recorded (state ``failed``, ``timed out`` or, for DAGs after a failure, ``not started``) and
+    the others are still followed. Returns one result per DAG, in pipeline order.
+    """
+    results: list[RunResult] = []
+    with stack.airflow() as af:
+        for trigger, then in pipelines:  # parse check up front: a missing DAG fails now, not after the runs
+            for dag_id in (trigger, *then):
+                af.wait_for_dag(dag_id, timeout=120)
+        since = datetime.now(UTC)
+        started = {trigger: (af.trigger_dag(trigger), time.monotonic()) for trigger, _ in pipelines}
+        for trigger, then in pipelines:
+            run_id, t = started[trigger]
+            state = _final_state(af, trigger, run_id, timeout, on_progress)
+            results.append(RunResult(trigger, run_id, state, time.monotonic() - t))
+            for dag_id in then:
+                if state != "success":
+                    results.append(RunResult(dag_id, "", "not started", 0.0))
+                    continue
+                t = time.monotonic()
+                try:
+                    run_id = af.wait_for_new_dag_run(dag_id, after=since, timeout=timeout)
+                except AirflowError:
+                    run_id, state = "", "timed out"
+                else:
+                    state = _final_state(af, dag_id, run_id, timeout, on_progress)
+                results.append(RunResult(dag_id, run_id, state, time.monotonic() - t))
+    return results
+
+
+def _final_state(
+    af: AirflowClient,
+    dag_id: str,
+    run_id: str,
+    timeout: float,
+    on_progress: Callable[[DagRunProgress], None] | None,
+) -> str:
+    """The final state of a DAG run, or ``timed out`` when it did not end in time."""
+    try:
+        return af.wait_for_dag_run(dag_id, run_id, timeout=timeout, on_progress=on_progress)
+    except AirflowError:
+        return "timed out"
 
 
 def wait_for_http(
