@@ -22,6 +22,7 @@ import docker
 import docker.errors
 import httpx
 
+from dags.pipeline_ids import pipeline
 from infra import catalog
 from infra.aws_lambda import package_cache
 from ml.settings import MLSettings
@@ -266,7 +267,7 @@ class DockerStack:
         creds = self.credentials()
         runs: dict[str, str] = {}
         with AirflowClient(self.url("airflow"), catalog.AIRFLOW_ADMIN_USER, creds.airflow_admin_password) as af:
-            for dag in (self.config["trainingDag"], *self.config["followDags"]):
+            for dag in (dag_id for d in self.datasets() for dag_id in pipeline(d)):
                 for run in af.list_dag_runs(dag):
                     runs[f"{dag}/{run['dag_run_id']}"] = run["state"]
         return runs
@@ -293,9 +294,22 @@ class DockerStack:
         self.training_finished_at = finished
         return logs
 
+    def datasets(self) -> list[str]:
+        """The active datasets of the deployed config (each has its DAG pair and its model)."""
+        return catalog.active_datasets(self.ml_settings())
+
+    def ml_settings(self) -> MLSettings:
+        """The ML settings the deployed config gives the containers (datasets, default dataset)."""
+        defaults = {name: MLSettings.model_fields[name].default for name in ("dataset", "datasets")}
+        return MLSettings(
+            _env_prefix="MLOPS_DOCKER_TIER_IGNORED_",  # type: ignore[call-arg]
+            dataset=self.config.get("dataset", defaults["dataset"]),
+            datasets=self.config.get("datasets", defaults["datasets"]),
+        )
+
     def sample_request(self) -> dict[str, Any]:
-        """The dataset spec's example record (what ``make up``'s sample curl sends)."""
-        return get_spec(self.config.get("dataset", MLSettings.model_fields["dataset"].default)).example_record()
+        """The default dataset's example record (what ``make up``'s legacy sample curl sends)."""
+        return get_spec(self.ml_settings().dataset).example_record()
 
     def wait_for_champion(self, timeout_s: float = 300) -> dict[str, Any]:
         """Wait until the API container serves a model; returns its ``GET /model``.

@@ -20,8 +20,10 @@ import httpx
 import psycopg2
 import pytest
 
+from dags.pipeline_ids import pipeline
 from infra import access, catalog
 from infra.components.services import BUILT_IMAGES
+from ml.spec import get_spec
 from tests.docker import figures
 from tests.docker.docker_stack import PREFIX, REPO, DockerStack
 from tests.docker.engine import Engine
@@ -81,15 +83,23 @@ def test_every_container_is_healthy_and_every_job_succeeded(stack: DockerStack) 
         assert all(b["HostIp"] == "127.0.0.1" for binds in bindings.values() for b in binds), service
 
 
-def test_training_trigger_registers_a_champion_in_mlflow(stack: DockerStack, trained: dict[str, Any]) -> None:
-    name = trained["name"]
-    r = httpx.get(
-        stack.url("mlflow", "/api/2.0/mlflow/registered-models/alias"),
-        params={"name": name, "alias": "champion"},
-        auth=stack.mlflow_auth("api"),  # the API's login: READ
-    )
-    assert r.status_code == 200, r.text
-    assert r.json()["model_version"]["version"] == str(trained["version"])
+def test_training_trigger_registers_a_champion_per_dataset_in_mlflow(
+    stack: DockerStack, trained: dict[str, Any]
+) -> None:
+    """The trigger job ran every active dataset's DAG pair; each registered model has a champion."""
+    for dataset in stack.datasets():
+        name = get_spec(dataset).registered_model
+        r = httpx.get(
+            stack.url("mlflow", "/api/2.0/mlflow/registered-models/alias"),
+            params={"name": name, "alias": "champion"},
+            auth=stack.mlflow_auth("api"),  # the API's login: READ
+        )
+        assert r.status_code == 200, (dataset, r.text)
+        if name == trained["name"]:  # the default model, served on the unnamed routes
+            assert r.json()["model_version"]["version"] == str(trained["version"])
+    assert {run.split("/")[0] for run, state in stack.dag_runs().items() if state == "success"} == {
+        dag_id for d in stack.datasets() for dag_id in pipeline(d)
+    }
 
 
 def test_api_container_answers_like_the_embedded_api(stack: DockerStack, trained: dict[str, Any]) -> None:

@@ -4,11 +4,13 @@ The stack lives in a fresh directory under /tmp (short: supervisord's unix socke
 ports, SeaweedFS' internal ports included, so it runs next to a developer's stack on the default ports. It is
 always destroyed at the end, also when start-up or a test fails. Its DAG folder holds the project's DAGs
 (``dags/``) plus the tiny DAG below, so the stack's own tests do not depend on the project's DAGs.
-:func:`trained_stack` runs what ``make up`` runs (ETL -> training -> champion served) once per session.
+:func:`trained_stack` runs what ``make up`` runs (every active dataset's ETL -> training -> champion served)
+once per session, with a small trial budget (:data:`TRIAL_BUDGET`) so that all datasets train in minutes.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -22,6 +24,8 @@ from infra.local.quickstart import QuickstartResult
 from tests.integration.mlflow_operator import logged_in
 
 REPO_DAGS = Path(__file__).resolve().parents[2] / "dags"
+#: Trials per search of the session stack (every dataset's; `make up` uses MLOPS_N_TRIALS' default).
+TRIAL_BUDGET = 16
 TEST_DAG_ID = "stack_test_dag"
 TEST_DAG = f'''
 """Two tasks, no dependencies outside Airflow: proves the scheduler, the executor and the API work."""
@@ -75,6 +79,8 @@ def stack_settings(stack_root: Path) -> StackSettings:
 @pytest.fixture(scope="session")
 def stack(stack_settings: StackSettings) -> Iterator[Stack]:
     """An isolated stack, up and healthy; destroyed at the end whatever happens."""
+    saved = os.environ.get("MLOPS_N_TRIALS")
+    os.environ["MLOPS_N_TRIALS"] = str(TRIAL_BUDGET)  # read by the stack's Airflow environment at every `up`
     s = Stack(stack_settings, out=lambda msg: print(f"[stack] {msg}", flush=True))
     try:
         timings = s.up()
@@ -90,6 +96,10 @@ def stack(stack_settings: StackSettings) -> Iterator[Stack]:
 
             terminate(stack_processes(s.paths))
             shutil.rmtree(s.paths.root, ignore_errors=True)
+        if saved is None:
+            os.environ.pop("MLOPS_N_TRIALS", None)
+        else:
+            os.environ["MLOPS_N_TRIALS"] = saved
 
 
 @pytest.fixture
@@ -110,5 +120,5 @@ def test_dag_run(stack: Stack, test_dag_id: str) -> str:
 
 @pytest.fixture(scope="session")
 def trained_stack(stack: Stack) -> tuple[Stack, QuickstartResult]:
-    """The session stack after what ``make up`` does: both DAGs run, a champion registered and served."""
+    """The session stack after what ``make up`` does: every dataset's DAG pair run, champions registered, served."""
     return stack, quickstart.run(stack, out=lambda msg: print(f"[up] {msg}", flush=True))

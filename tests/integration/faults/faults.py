@@ -15,6 +15,7 @@ from typing import Any
 import optuna
 from mlflow.tracking import MlflowClient
 
+from dags.pipeline_ids import pipeline
 from infra import catalog
 from infra.local import Stack
 from ml.contracts import SearchRunTags
@@ -22,8 +23,7 @@ from ml.settings import MLSettings
 from ml.tracking import child_runs
 from tests.integration.mlflow_operator import logged_in
 
-ETL_DAG = "mlops_etl"
-TRAINING_DAG = "mlops_training"
+ETL_DAG, TRAINING_DAG = pipeline(MLSettings().dataset)  # the default dataset's pair
 
 
 @dataclass
@@ -122,7 +122,7 @@ def last_search(stack: Stack) -> SearchOutcome:
     settings = MLSettings()
     with logged_in(stack):
         client = MlflowClient(tracking_uri=stack.url(catalog.MLFLOW))
-        experiment = client.get_experiment_by_name(str(settings.experiment))
+        experiment = client.get_experiment_by_name(settings.dataset)  # a dataset's experiment is its name
         search = f"tags.`{SearchRunTags.tag_key('kind')}` = 'search'"
         (parent,) = client.search_runs([experiment.experiment_id], search, order_by=["start_time DESC"], max_results=1)
         children = len(child_runs(client, parent.info.run_id))

@@ -52,7 +52,7 @@ def test_metrics_count_predictions(trained_stack) -> None:
 def test_a_new_champion_is_served_without_restart(trained_stack) -> None:
     stack, result = trained_stack
     client = MlflowClient(tracking_uri=stack.url(catalog.MLFLOW))
-    name = str(SETTINGS.model_name)
+    name = SPEC.registered_model
     current = client.get_model_version(name, result.champion_version)
     pid_before = stack.status()["services"][catalog.API]["pid"]
     # promote a new version (same model artifact, registered again) by moving the alias, as the gate does

@@ -1,6 +1,6 @@
-"""The platform's main job, end to end on an isolated stack: both DAGs through Airflow's REST API, the
-data in S3, the search in MLflow, the champion in the registry and served by the API; then down/up keeps
-all of it.
+"""The platform's main job, end to end on an isolated stack, for every active dataset: each DAG pair through
+Airflow's REST API, the data in S3, the search in MLflow, one champion per dataset in the registry, all served
+side by side by the API; one model's new champion swaps in while the others keep serving; down/up keeps all.
 """
 
 from __future__ import annotations
@@ -11,14 +11,19 @@ import pytest
 from botocore.config import Config
 from mlflow.tracking import MlflowClient
 
+from dags.pipeline_ids import pipeline, processed_asset_name
 from infra import catalog
 from infra.local import Stack
-from infra.local.quickstart import QuickstartResult, champion_version, sample_request
+from infra.local.quickstart import QuickstartResult, champion_version, sample_request, wait_until_served
+from ml.contracts import GateTags
 from ml.settings import MLSettings
+from ml.spec import get_spec
 from ml.tracking import child_runs
+from tests.integration.conftest import TRIAL_BUDGET
 
 SETTINGS = MLSettings()
-DATASET = SETTINGS.dataset
+DATASETS = SETTINGS.active_datasets()
+SPECS = {d: get_spec(d) for d in DATASETS}
 
 
 def s3(stack: Stack):
@@ -42,81 +47,156 @@ def runs(airflow, dag_id: str) -> list[tuple[str, str]]:
     return [(r["dag_run_id"], r["state"]) for r in airflow.list_dag_runs(dag_id)]
 
 
+def served_versions(stack: Stack) -> dict[str, str | None]:
+    listing = httpx.get(stack.url(catalog.API, "/models"), timeout=10).json()
+    return {m["name"]: m["version"] and str(m["version"]) for m in listing["models"]}
+
+
 @pytest.fixture(scope="module")
 def mlflow_client(trained_stack: tuple[Stack, QuickstartResult]) -> MlflowClient:
     stack, _ = trained_stack
     return MlflowClient(tracking_uri=stack.url(catalog.MLFLOW))
 
 
-def test_both_dags_succeeded_through_the_rest_api(trained_stack) -> None:
-    _, result = trained_stack
-    assert [(r.dag_id, r.state) for r in result.runs] == [("mlops_etl", "success"), ("mlops_training", "success")]
+def test_every_dag_pair_succeeded_through_the_rest_api(trained_stack) -> None:
+    stack, result = trained_stack
+    assert len(DATASETS) >= 3  # binary, multiclass and regression specs ship
+    expected = [(dag_id, "success") for d in DATASETS for dag_id in pipeline(d)]
+    assert [(r.dag_id, r.state) for r in result.runs] == expected
+    for run in result.runs:
+        if run.dag_id.startswith("training_"):
+            assert run.run_id.startswith("asset_triggered__"), run  # scheduled by its own Asset
+    with stack.airflow() as af:
+        assert af.import_errors() == []
 
 
-def test_processed_parquet_and_manifests_are_in_the_lake(trained_stack) -> None:
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_processed_parquet_and_manifests_are_in_the_lake(trained_stack, dataset: str) -> None:
     stack, _ = trained_stack
-    raw = keys(stack, f"raw/{DATASET}/")
+    raw = keys(stack, f"raw/{dataset}/")
     assert any(k.endswith("/data.csv") for k in raw) and any(k.endswith("/manifest.json") for k in raw)
-    processed = keys(stack, f"processed/{DATASET}/")
+    processed = keys(stack, f"processed/{dataset}/")
     for name in ("train.parquet", "test.parquet", "manifest.json"):
         assert any(k.endswith(f"/{name}") for k in processed), processed
-    assert f"processed/{DATASET}/current.json" in processed
-    assert any(k.endswith("/report.json") for k in keys(stack, f"validated/{DATASET}/"))
+    assert f"processed/{dataset}/current.json" in processed
+    assert any(k.endswith("/report.json") for k in keys(stack, f"validated/{dataset}/"))
+    assert processed_asset_name(dataset) == f"processed_{dataset}"
 
 
-def test_one_parent_run_with_a_child_per_trial(trained_stack, mlflow_client: MlflowClient) -> None:
-    experiment = mlflow_client.get_experiment_by_name(str(SETTINGS.experiment))
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_one_parent_run_with_a_child_per_trial(trained_stack, mlflow_client: MlflowClient, dataset: str) -> None:
+    experiment = mlflow_client.get_experiment_by_name(SPECS[dataset].name)  # each dataset's own experiment
     parents = mlflow_client.search_runs([experiment.experiment_id], "tags.`mlops.kind` = 'search'")
     assert len(parents) == 1
     parent = parents[0]
     children = child_runs(mlflow_client, parent.info.run_id)
-    assert len(children) == SETTINGS.n_trials == int(parent.data.params["n_trials"])
+    assert len(children) == TRIAL_BUDGET == int(parent.data.params["n_trials"])
     assert {c.data.tags["worker"] for c in children} == {str(w) for w in range(SETTINGS.tuning_workers)}
-    figures = {a.path for a in mlflow_client.list_artifacts(parent.info.run_id, "figures")}
-    assert len(figures) == 4
+    assert mlflow_client.list_artifacts(parent.info.run_id, "figures")
 
 
-def test_champion_is_registered_and_passes_the_threshold(trained_stack, mlflow_client: MlflowClient) -> None:
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_each_dataset_has_its_champion_registered_with_aliases(
+    trained_stack, mlflow_client: MlflowClient, dataset: str
+) -> None:
     _, result = trained_stack
-    version = mlflow_client.get_model_version_by_alias(str(SETTINGS.model_name), "champion")
-    assert version.version == result.champion_version
-    assert version.tags["gate.decision"] == "promoted"
+    spec = SPECS[dataset]
+    report = result.models[dataset]
+    assert report.champion is not None, report.line()
+    version = mlflow_client.get_model_version_by_alias(spec.registered_model, "champion")
+    assert version.version == report.champion
+    assert "challenger" in mlflow_client.get_registered_model(spec.registered_model).aliases
+    gate = GateTags.from_tags(version.tags)
+    assert gate.promoted and gate.metric == spec.metric.name
+    assert spec.metric.meets(gate.challenger_score, spec.min_champion_score)
+    assert mlflow_client.get_registered_model(spec.registered_model).tags.get("mlops.dataset") == dataset
     metrics = mlflow_client.get_run(version.run_id).data.metrics
-    assert metrics["test_f1"] >= SETTINGS.min_champion_score
-    assert float(version.tags["gate.challenger_score"]) >= SETTINGS.min_champion_score
-    print(f"champion v{version.version}: test F1 {metrics['test_f1']:.4f}, ROC AUC {metrics['test_roc_auc']:.4f}")
+    assert report.test_score == pytest.approx(metrics[f"test_{spec.metric.name}"])
+    assert report.line().startswith(dataset) and f"v{report.champion} champion" in report.line()
 
 
-def test_the_api_predicts_with_that_champion(trained_stack) -> None:
+def test_the_api_serves_every_champion_side_by_side(trained_stack) -> None:
     stack, result = trained_stack
+    assert served_versions(stack) == {d: result.models[d].champion for d in DATASETS}
+    for dataset, spec in SPECS.items():
+        done = result.predictions[dataset]
+        assert f"/models/{dataset}/predict" in done["command"]
+        answer = httpx.post(
+            stack.url(catalog.API, f"/models/{dataset}/predict"), json=spec.example_record(), timeout=10
+        )
+        assert answer.status_code == 200, answer.text
+        model = answer.json()["model"]
+        assert (model["name"], str(model["version"])) == (spec.registered_model, result.models[dataset].champion)
+        assert ("label" in answer.json()) == spec.task.is_classification
+
+
+def test_the_unnamed_routes_serve_the_default_model(trained_stack) -> None:
+    stack, result = trained_stack
+    default = SPECS[SETTINGS.dataset]
+    assert result.champion_version == result.models[SETTINGS.dataset].champion
     assert result.prediction["response"]["model"] == {
-        "name": SETTINGS.model_name, "version": result.champion_version, "alias": "champion",
+        "name": default.registered_model, "version": result.champion_version, "alias": "champion",
     }  # fmt: skip
     answer = httpx.post(stack.url(catalog.API, "/predict"), json=sample_request(SETTINGS), timeout=10).json()
     assert answer["model"]["version"] == result.champion_version
-    assert answer["label"] in ("benign", "malignant") and 0.5 <= answer["probability"] <= 1
+
+
+def test_a_new_champion_of_one_model_swaps_in_while_the_others_keep_serving(
+    trained_stack, mlflow_client: MlflowClient
+) -> None:
+    stack, result = trained_stack
+    swapped = next(d for d in DATASETS if d != SETTINGS.dataset)
+    spec = SPECS[swapped]
+    before = served_versions(stack)
+    current = mlflow_client.get_model_version(spec.registered_model, result.models[swapped].champion)
+    new = mlflow_client.create_model_version(
+        spec.registered_model, current.source, run_id=current.run_id, tags={"test": "hot-swap"},
+        model_id=current.source.removeprefix("models:/"),
+    )  # fmt: skip
+    mlflow_client.set_registered_model_alias(spec.registered_model, "champion", new.version)
+    try:
+        wait_until_served(stack, str(new.version), swapped)
+        assert served_versions(stack) == before | {swapped: str(new.version)}
+        for dataset, other in SPECS.items():
+            answer = httpx.post(stack.url(catalog.API, f"/models/{dataset}/predict"), json=other.example_record())
+            assert answer.status_code == 200, (dataset, answer.text)
+            assert str(answer.json()["model"]["version"]) == (
+                str(new.version) if dataset == swapped else before[dataset]
+            )
+    finally:
+        mlflow_client.set_registered_model_alias(spec.registered_model, "champion", result.models[swapped].champion)
+        wait_until_served(stack, str(result.models[swapped].champion), swapped)
 
 
 def test_down_then_up_keeps_everything(trained_stack, mlflow_client: MlflowClient) -> None:
     stack, result = trained_stack
-    experiment = mlflow_client.get_experiment_by_name(str(SETTINGS.experiment))
-    runs_before = len(mlflow_client.search_runs([experiment.experiment_id], max_results=1000))
+    experiments = [mlflow_client.get_experiment_by_name(spec.name).experiment_id for spec in SPECS.values()]
+    runs_before = len(mlflow_client.search_runs(experiments, max_results=5000))
     lake_before = keys(stack, "")
+    dag_ids = [dag_id for d in DATASETS for dag_id in pipeline(d)]
     with stack.airflow() as af:
-        dag_runs_before = {d: runs(af, d) for d in ("mlops_etl", "mlops_training")}
+        dag_runs_before = {d: runs(af, d) for d in dag_ids}
 
     stack.down()
     assert not stack.is_running()
     stack.up()
 
-    assert champion_version(stack, str(SETTINGS.model_name)) == result.champion_version
-    assert len(mlflow_client.search_runs([experiment.experiment_id], max_results=1000)) == runs_before
+    for dataset, spec in SPECS.items():
+        assert champion_version(stack, spec.registered_model) == result.models[dataset].champion
+    assert len(mlflow_client.search_runs(experiments, max_results=5000)) == runs_before
     assert keys(stack, "") == lake_before
     with stack.airflow() as af:
         for dag_id, before in dag_runs_before.items():
             assert runs(af, dag_id) == before
-    # the restarted API loads the same champion from the registry by itself
+    # the restarted API loads every champion by itself (champion cache, then the registry)
     from infra.local.pipeline import wait_for_http
 
-    served = wait_for_http(stack.url(catalog.API, "/model"), lambda r: r.status_code == 200, timeout=120)
-    assert served.json()["version"] == result.champion_version
+    expected = {d: result.models[d].champion for d in DATASETS}
+    wait_for_http(
+        stack.url(catalog.API, "/models"),
+        lambda r: (
+            r.status_code == 200
+            and {m["name"]: m["version"] and str(m["version"]) for m in r.json()["models"]} == expected
+        ),
+        timeout=180,
+    )
