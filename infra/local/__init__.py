@@ -8,7 +8,7 @@ Public API::
     stack.up()                              # -> {service: seconds to healthy, "total": s}
     stack.status()                          # -> {"healthy": bool, "services": {...}, ...}
     stack.lambda_endpoints()                # -> {"function_url": {...}, "rest_v1": {...}} (LocalStack on)
-    stack.trigger_dag("mlops_etl")          # -> run id
+    stack.trigger_dag("etl_breast_cancer")  # -> run id
     stack.wait_for_dag_run(dag_id, run_id, on_progress=callback)  # -> "success" | "failed"
     stack.down(); stack.destroy()
 

@@ -4,8 +4,8 @@ stack = Stack(StackSettings())
 timings = stack.up()          # start what is not running, gate each service on its health check
 stack.status()                # {"healthy": bool, "services": {name: {...}}, ...}
 stack.lambda_endpoints()      # the API as a Lambda in LocalStack: Function URL, REST API (v1), curl commands
-run_id = stack.trigger_dag("mlops_etl")
-stack.wait_for_dag_run("mlops_etl", run_id, on_progress=print)
+run_id = stack.trigger_dag("etl_breast_cancer")
+stack.wait_for_dag_run("etl_breast_cancer", run_id, on_progress=print)
 stack.down()                  # stop everything, keep the data
 stack.destroy()               # stop everything and delete the state directory
 """
