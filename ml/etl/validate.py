@@ -140,6 +140,8 @@ def _describe_failure(row: pd.Series, spec: DatasetSpec) -> str:
         return f"{column}: {case!r} is not a target class {list(spec.target.labels)}"
     if check.startswith("in_range"):
         bounds = spec.target if column == spec.target.name else spec.feature(column)
+        if isinstance(bounds, FeatureSpec) and bounds.kind is FeatureKind.INTEGER:
+            case = int(case)  # pandera reports the Int64 value as a float
         return f"{column}: {case} is outside [{bounds.minimum}, {bounds.maximum}]"
     if check.startswith("isin"):
         coded = spec.feature(column).codes
