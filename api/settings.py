@@ -46,7 +46,7 @@ class ApiSettings(BaseSettings):
     model_name: str = Field(
         default="breast_cancer_classifier",
         validation_alias=AliasChoices("MLOPS_MODEL_NAME", "MLOPS_API_MODEL_NAME"),
-        description="Registered model to serve.",
+        description="Registered model of the default model (MLOPS_API_DEFAULT_MODEL); other models are discovered.",
     )
     model_alias: str = Field(default="champion", description="Registry alias to serve (MLOPS_API_MODEL_ALIAS).")
     default_model: str = Field(
@@ -67,7 +67,7 @@ class ApiSettings(BaseSettings):
     admin_key: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("MLOPS_API_ADMIN_KEY"),
-        description="Key for POST /model/reload; the endpoint is disabled when unset.",
+        description="Key for POST /model/reload and /models/{name}/reload; they are disabled when unset.",
     )
     poll_interval_s: float = Field(
         default=30.0, ge=0, description="Seconds between checks of the alias for a new version; 0 turns polling off."
