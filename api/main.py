@@ -13,8 +13,8 @@ handler, the tests) does not build an app that nobody serves.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -37,6 +37,32 @@ DESCRIPTION = (
     "dataset spec stored with it and change when a new champion with another schema is promoted, or when a new "
     "model appears. `POST /predict` and friends serve the default model."
 )
+
+
+def _lifespan(
+    fleet: ModelFleet, settings: ApiSettings, metrics: ApiMetrics, background_poll: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start the fleet (a process) or schedule its checks (Lambda, per invocation); stop polling at the end."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        default = fleet.default
+        if background_poll:
+            await run_in_threadpool(fleet.start)
+            fleet.start_polling()
+        else:
+            fleet.schedule_check()  # Lambda: runs on every invocation; starts background checks when due
+            if default.bundle is None:  # nothing to serve meanwhile: let this invocation wait for the load, bounded
+                await run_in_threadpool(default.wait_for_check, settings.check_timeout_s + settings.registry_timeout_s)
+        for name, model_store in fleet.stores():
+            metrics.set_model(name, model_store.bundle, model_store.status)
+        try:
+            yield
+        finally:
+            if background_poll:
+                fleet.stop_polling()
+
+    return lifespan
 
 
 def create_app(
@@ -64,29 +90,12 @@ def create_app(
     configure_logging(settings.log_level)
     metrics = ApiMetrics()
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if background_poll:
-            await run_in_threadpool(fleet.start)
-            fleet.start_polling()
-        else:
-            fleet.schedule_check()  # Lambda: runs on every invocation; starts background checks when due
-            if default.bundle is None:  # nothing to serve meanwhile: let this invocation wait for the load, bounded
-                await run_in_threadpool(default.wait_for_check, settings.check_timeout_s + settings.registry_timeout_s)
-        for name, model_store in fleet.stores():
-            metrics.set_model(name, model_store.bundle, model_store.status)
-        try:
-            yield
-        finally:
-            if background_poll:
-                fleet.stop_polling()
-
     app = FastAPI(
         title="MLOps prediction API",
         summary="Serves the champion of every registered model, side by side.",
         description=DESCRIPTION,
         version="1.1.0",
-        lifespan=lifespan,
+        lifespan=_lifespan(fleet, settings, metrics, background_poll),
         docs_url=None,  # api.docs serves /docs and /redoc without a CDN, through any path prefix
         redoc_url=None,
         openapi_tags=[
