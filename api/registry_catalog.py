@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from api.registry_client import MlflowRegistry, RegistryError, RegistryUnavailableError
 from api.settings import ApiSettings
-from ml.contracts import REGISTERED_MODEL_DATASET_TAG, REGISTERED_MODEL_TASK_TAG, GateTags
+from ml.contracts import DATASET_TAG, TASK_TAG, GateTags
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class MlflowCatalog:
         entries = []
         for item in self._registered_models():
             tags = _tags(item)
-            dataset = tags.get(REGISTERED_MODEL_DATASET_TAG, "").strip()
+            dataset = tags.get(DATASET_TAG, "").strip()
             if not dataset:
                 continue
             name = str(item.get("name", ""))
@@ -92,7 +92,7 @@ class MlflowCatalog:
             }
             champion = aliases.get(self.alias)
             gate = None if champion is not None else self._latest_gate(name)
-            task = tags.get(REGISTERED_MODEL_TASK_TAG) or None
+            task = tags.get(TASK_TAG) or None
             entries.append(CatalogEntry(dataset, name, task, champion, gate))
         return entries
 

@@ -426,11 +426,3 @@ class ModelMetadata(BaseModel):
     cv_score: float | None = None
     test_metrics: dict[str, float] | None = None
     family: str | None = None
-
-
-# ------------------------------------------------------------------------------------------------- registered models
-# Tags of an MLflow *registered model* (not of a version): which dataset spec it serves and its task.
-# Writer: the registry step (ml/registry.py). Reader: the prediction API's model discovery (api.registry_catalog).
-# (Defined here by the API branch until the ML branch's definition is merged; keep one copy then.)
-REGISTERED_MODEL_DATASET_TAG = "mlops.dataset"
-REGISTERED_MODEL_TASK_TAG = "mlops.task"

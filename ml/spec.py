@@ -100,7 +100,7 @@ class FeatureSpec(_Coded):
     maximum: float | None = Field(default=None, description="Inclusive upper bound (numeric only).")
     categories: tuple[str, ...] | None = Field(default=None, description="Allowed values (categorical only).")
     nullable: bool = Field(default=False, description="Whether a missing value is acceptable.")
-    example: float | str | bool | None = Field(default=None, description="A typical value for the docs.")
+    example: bool | int | float | str | None = Field(default=None, description="A typical value for the docs.")
 
     @model_validator(mode="before")
     @classmethod

@@ -23,6 +23,7 @@ from infra import catalog
 from infra.local import Stack
 from infra.local.quickstart import champion_version, sample_request, wait_until_served
 from ml.settings import MLSettings
+from ml.spec import get_spec
 from tests.integration.faults import faults
 from tests.integration.faults.load import Load
 
@@ -50,7 +51,7 @@ API_COLD_BACK_WITHIN_S = 4.0
 @pytest.fixture(scope="module")
 def serving_stack(fault_stack: Stack) -> Stack:
     """The fault stack with a champion registered and served (trained once if there is none)."""
-    name = str(MLSettings().model_name)
+    name = get_spec(MLSettings().dataset).registered_model
     if champion_version(fault_stack, name) is None:
         run = faults.run_dag(fault_stack, faults.TRAINING_DAG, timeout_s=900)
         assert run.state == "success", run.tasks
