@@ -64,10 +64,14 @@ def _code_key(value: object) -> str:
 
 
 def _split_codes(data: Any, field: str) -> Any:
-    """Accept ``categories``/``classes`` as a list of labels or as a mapping ``{code in the data: label}``."""
+    """Accept ``categories``/``classes`` as a list of labels or as a mapping ``{code in the data: label}``.
+
+    Several codes may map to one label (e.g. disease grades 1-4 to ``present``); labels keep their first order.
+    """
     if isinstance(data, dict) and isinstance(data.get(field), dict):
         mapping = data[field]
-        data = {**data, field: tuple(str(v) for v in mapping.values())}
+        labels = tuple(dict.fromkeys(str(v) for v in mapping.values()))  # several codes may share a label
+        data = {**data, field: labels}
         data["codes"] = {str(k): str(v) for k, v in mapping.items()}
     return data
 
