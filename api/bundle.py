@@ -24,9 +24,10 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from api.fast_pipeline import UnsupportedPipelineError, compile_pipeline, verify
 from api.model_loader import ModelFormatError, load_estimator, parse_mlmodel, sklearn_flavor
 from api.registry_client import ModelRef
-from api.schemas import record_model
+from api.schemas import record_model, typed_example
 from ml.contracts import ModelMetadata
 from ml.spec import DatasetSpec, FeatureKind, FeatureSpec, SpecError, parse_spec
+from ml.tasks import TaskType
 
 Row = list[Any]
 
@@ -40,13 +41,15 @@ def _encoder(feature: FeatureSpec) -> Callable[[Any], Any]:
 def _smoke_value(feature: FeatureSpec) -> Any:
     """A valid value for a self-test prediction: the spec's example, else a value inside the rules."""
     if feature.example is not None:
-        return feature.example
+        return typed_example(feature)
     if feature.nullable:
         return None
     if feature.kind is FeatureKind.CATEGORICAL:
         return (feature.categories or ("",))[0]
     if feature.kind is FeatureKind.BOOLEAN:
         return False
+    if feature.kind is FeatureKind.INTEGER:
+        return round(feature.minimum if feature.minimum is not None else (feature.maximum or 0))
     return feature.minimum if feature.minimum is not None else (feature.maximum if feature.maximum is not None else 0)
 
 
@@ -88,7 +91,8 @@ class ModelBundle:
     inference: str = "scikit-learn pipeline"
     origin: ModelOrigin | None = None  # None: the registry, at ref.artifact_uri
     _encoders: tuple[Callable[[Any], Any], ...] = ()
-    _predict_proba: Callable[[np.ndarray], np.ndarray] | None = None
+    task: TaskType = TaskType.BINARY
+    _output: Callable[[np.ndarray], np.ndarray] | None = None  # the verified shortcut of predict_proba / predict
 
     # ------------------------------------------------------------------------------------------- input
     def parse_record(self, body: bytes) -> Row:
@@ -107,19 +111,38 @@ class ModelBundle:
         return np.array([[enc(v) for enc, v in zip(encoders, row, strict=True)] for row in rows], dtype=object)
 
     # ------------------------------------------------------------------------------------------- output
+    @property
+    def is_classifier(self) -> bool:
+        """Binary and multi-class models answer labels and probabilities; regressors answer a value."""
+        return self.task.is_classification
+
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities, columns in :attr:`classes` order."""
+        """Class probabilities, columns in :attr:`classes` order (classifiers only)."""
         from sklearn import config_context
 
-        predict = self._predict_proba or self.estimator.predict_proba
+        predict = self._output or self.estimator.predict_proba
         with config_context(**self.sklearn_config):
             return np.asarray(predict(x))
 
-    def predictions(self, x: np.ndarray) -> tuple[list[dict[str, Any]], np.ndarray]:
-        """One prediction dict per row (class, label, probability, probabilities) and the class indices.
+    def predict_values(self, x: np.ndarray) -> np.ndarray:
+        """Predicted values, one per row (regressors only)."""
+        from sklearn import config_context
 
-        The predicted class is the most probable one, so that ``probability`` is always that class's.
+        predict = self._output or self.estimator.predict
+        with config_context(**self.sklearn_config):
+            return np.asarray(predict(x), dtype=np.float64).reshape(-1)
+
+    def predictions(self, x: np.ndarray) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """One prediction dict per row and, per row, the index of its label in :attr:`count_labels`.
+
+        Classifiers: ``class``, ``label``, ``probability`` and ``probabilities`` by label; the predicted
+        class is the most probable one, so that ``probability`` is always that class's. Regressors:
+        ``value`` and ``unit`` (every row counts under the one label ``value``).
         """
+        if not self.is_classifier:
+            values = self.predict_values(x).tolist()
+            unit = self.spec.target.unit
+            return [{"value": v, "unit": unit} for v in values], np.zeros(len(values), dtype=np.intp)
         proba = self.predict_proba(x)
         best = proba.argmax(axis=1)
         classes, labels = self.classes, self.labels
@@ -135,7 +158,16 @@ class ModelBundle:
         ]
         return out, best
 
+    @property
+    def count_labels(self) -> tuple[str, ...]:
+        """What predictions are counted by in the metrics: the class labels, or ``("value",)`` for a regressor."""
+        return self.labels if self.is_classifier else ("value",)
+
     # ------------------------------------------------------------------------------------------- description
+    def target_description(self) -> dict[str, Any]:
+        """The target: its classes (and positive class), or its unit and plausible range."""
+        return _target_of(self.spec)
+
     @property
     def source_origin(self) -> ModelOrigin:
         """Where the files came from (the registry unless the bundle was built from a cache snapshot)."""
@@ -162,12 +194,28 @@ class ModelBundle:
             "metrics": {"metric": meta.metric, "cv_score": meta.cv_score, "test": meta.test_metrics},
             "data_version": meta.data_version,
             "schema_hash": meta.schema_hash,
+            "dataset": self.spec.name,
+            "task": self.task.value,
             "classes": dict(zip(self.labels, self.classes, strict=True)),
+            "target": self.target_description(),
             "registry_tags": self.ref.tags,
             "mlflow_version": self.mlmodel.get("mlflow_version"),
             "sklearn_version": ((self.mlmodel.get("flavors") or {}).get("sklearn") or {}).get("sklearn_version"),
             "dataset_spec": self.spec.model_dump(mode="json"),
         }
+
+
+def _target_of(spec: DatasetSpec) -> dict[str, Any]:
+    """The target as GET /models tells it: classes for a classifier, unit and range for a regressor."""
+    target = spec.target
+    described: dict[str, Any] = {"name": target.name, "title": target.title or target.name}
+    if spec.task.is_classification:
+        described["classes"] = list(target.labels)
+        if spec.task is TaskType.BINARY:
+            described["positive_class"] = target.positive_class
+    else:
+        described.update(unit=target.unit, minimum=target.minimum, maximum=target.maximum)
+    return described
 
 
 def _iso(epoch: float) -> str:
@@ -193,7 +241,9 @@ def _sample_rows(bundle: ModelBundle, count: int = 64, seed: int = 0) -> list[Ro
                 if low is None:
                     low = min(centre, feature.maximum if feature.maximum is not None else centre) - 100.0
                 high = feature.maximum if feature.maximum is not None else max(low, centre) + 100.0
-                record[feature.name] = float(rng.uniform(low, high))
+                value = float(rng.uniform(low, high))
+                whole = feature.kind is FeatureKind.INTEGER
+                record[feature.name] = min(max(round(value), math.ceil(low)), math.floor(high)) if whole else value
         records.append(record)
     return bundle.parse_records(records)
 
@@ -203,10 +253,11 @@ def _with_shortcut(bundle: ModelBundle) -> ModelBundle:
     from sklearn import config_context
 
     categorical = {i for i, f in enumerate(bundle.spec.features) if f.kind is FeatureKind.CATEGORICAL}
+    method = _method(bundle.task)
     try:
         compiled = compile_pipeline(bundle.estimator, categorical)
         with config_context(**bundle.sklearn_config):
-            verify(compiled, bundle.estimator, bundle.matrix(_sample_rows(bundle)))
+            verify(compiled, bundle.estimator, bundle.matrix(_sample_rows(bundle)), method)
     except UnsupportedPipelineError as exc:
         object.__setattr__(bundle, "inference", f"scikit-learn pipeline (no shortcut: {exc})")
         return bundle
@@ -214,27 +265,18 @@ def _with_shortcut(bundle: ModelBundle) -> ModelBundle:
         reason = f"verification failed: {type(exc).__name__}: {exc}"
         object.__setattr__(bundle, "inference", f"scikit-learn pipeline (no shortcut: {reason})")
         return bundle
-    object.__setattr__(bundle, "_predict_proba", compiled.predict_proba)
+    object.__setattr__(bundle, "_output", compiled.output(method))
     object.__setattr__(bundle, "inference", f"{compiled.description} (verified against the pipeline)")
     return bundle
 
 
-def build_bundle(
-    ref: ModelRef,
-    mlmodel_bytes: bytes,
-    fetch_model: Callable[[str], bytes],
-    fast_preprocessing: bool = True,
-    origin: ModelOrigin | None = None,
-) -> ModelBundle:
-    """Build and self-test a bundle from ``MLmodel`` and a function that downloads a file by name.
+def _method(task: TaskType) -> str:
+    """The estimator method a task's answers come from."""
+    return "predict_proba" if task.is_classification else "predict"
 
-    Raises :class:`ModelFormatError` when the files are not a servable model: wrong flavor or format,
-    untrusted types, no dataset spec in the metadata, a spec that does not match the estimator, or a
-    self-test prediction that fails. Nothing is swapped in that case.
-    """
-    started = time.perf_counter()
-    mlmodel = parse_mlmodel(mlmodel_bytes)
-    flavor = sklearn_flavor(mlmodel)
+
+def _read_spec(ref: ModelRef, mlmodel: dict[str, Any]) -> tuple[ModelMetadata, DatasetSpec]:
+    """The model's metadata and dataset spec from its MLmodel file; :class:`ModelFormatError` if unusable."""
     raw_metadata = mlmodel.get("metadata") or {}
     if not isinstance(raw_metadata, dict) or "dataset_spec" not in raw_metadata:
         raise ModelFormatError(
@@ -248,18 +290,76 @@ def build_bundle(
             f"the model's MLmodel metadata does not match ml.contracts.ModelMetadata: {exc}"
         ) from None
     try:
-        spec = parse_spec(metadata.dataset_spec, origin=f"{ref.uri} v{ref.version}")
+        return metadata, parse_spec(metadata.dataset_spec, origin=f"{ref.uri} v{ref.version}")
     except SpecError as exc:
         raise ModelFormatError(str(exc)) from None
-    estimator = load_estimator(fetch_model(flavor.filename), flavor)
-    if not hasattr(estimator, "predict_proba"):
-        raise ModelFormatError(f"the model ({type(estimator).__name__}) has no predict_proba")
+
+
+def _check_estimator(estimator: Any, spec: DatasetSpec) -> tuple[int, ...]:
+    """The estimator's encoded classes (empty for a regressor) if it fits the spec's task and features."""
+    method = _method(spec.task)
+    if not hasattr(estimator, method):
+        raise ModelFormatError(
+            f"the model ({type(estimator).__name__}) has no {method}, which a {spec.task.value} model needs: "
+            "log a scikit-learn " + ("classifier" if spec.task.is_classification else "regressor") + " pipeline"
+        )
     n_in = getattr(estimator, "n_features_in_", len(spec.features))
     if n_in != len(spec.features):
         raise ModelFormatError(f"the model expects {n_in} input columns but its dataset spec has {len(spec.features)}")
-    classes = tuple(int(c) for c in getattr(estimator, "classes_", (0, 1)))
-    if set(classes) - {0, 1}:
-        raise ModelFormatError(f"the model's classes are {classes}; expected the encoded target 0/1")
+    if not spec.task.is_classification:
+        return ()
+    labels = spec.target.labels
+    classes = tuple(int(c) for c in getattr(estimator, "classes_", range(len(labels))))
+    if classes != tuple(range(len(labels))):
+        raise ModelFormatError(
+            f"the model's classes are {classes}; expected the encoded target 0..{len(labels) - 1}, the indexes of "
+            f"the spec's classes {list(labels)} (train on ml.model.to_target's encoding)"
+        )
+    return classes
+
+
+def _self_test(bundle: ModelBundle) -> None:
+    """Predict the spec's example and compare with the scikit-learn pipeline; :class:`ModelFormatError` if off."""
+    from sklearn import config_context
+
+    smoke = bundle.record_model.model_validate({f.name: _smoke_value(f) for f in bundle.spec.features})
+    x = bundle.matrix([list(smoke.__dict__.values())])
+    try:
+        bundle.predictions(x)
+        method = _method(bundle.task)
+        ours = bundle.predict_proba(x) if bundle.is_classifier else bundle.predict_values(x)
+        with config_context(**bundle.sklearn_config):
+            theirs = np.asarray(getattr(bundle.estimator, method)(x), dtype=np.float64).reshape(ours.shape)
+    except Exception as exc:
+        raise ModelFormatError(f"a test prediction on the spec's example failed: {type(exc).__name__}: {exc}") from None
+    if bundle.is_classifier and ours.shape != (1, len(bundle.labels)):
+        raise ModelFormatError(f"the model answers {ours.shape[-1]} probabilities for {len(bundle.labels)} classes")
+    if not np.all(np.isfinite(ours)) or not np.allclose(ours, theirs, rtol=1e-9, atol=1e-12):
+        raise ModelFormatError(
+            f"a test prediction on the spec's example differs from the pipeline's: {ours} vs {theirs}"
+        )
+
+
+def build_bundle(
+    ref: ModelRef,
+    mlmodel_bytes: bytes,
+    fetch_model: Callable[[str], bytes],
+    fast_preprocessing: bool = True,
+    origin: ModelOrigin | None = None,
+) -> ModelBundle:
+    """Build and self-test a bundle from ``MLmodel`` and a function that downloads a file by name.
+
+    Raises :class:`ModelFormatError` when the files are not a servable model: wrong flavor or format,
+    untrusted types, no dataset spec in the metadata, a spec that does not match the estimator (features,
+    task, classes), or a self-test prediction that fails or differs from the pipeline's. Nothing is swapped
+    in that case.
+    """
+    started = time.perf_counter()
+    mlmodel = parse_mlmodel(mlmodel_bytes)
+    flavor = sklearn_flavor(mlmodel)
+    metadata, spec = _read_spec(ref, mlmodel)
+    estimator = load_estimator(fetch_model(flavor.filename), flavor)
+    classes = _check_estimator(estimator, spec)
     has_nullable = any(f.nullable for f in spec.features)
     record = record_model(spec)
     bundle = ModelBundle(
@@ -278,14 +378,11 @@ def build_bundle(
         sklearn_config={"assume_finite": not has_nullable, "skip_parameter_validation": True},
         served={"name": ref.name, "version": ref.version, "alias": ref.alias},
         origin=origin,
+        task=spec.task,
         _encoders=tuple(_encoder(f) for f in spec.features),
     )
     if fast_preprocessing:
         bundle = _with_shortcut(bundle)
-    smoke = record.model_validate({f.name: _smoke_value(f) for f in spec.features})
-    try:
-        bundle.predictions(bundle.matrix([list(smoke.__dict__.values())]))
-    except Exception as exc:
-        raise ModelFormatError(f"a test prediction on the spec's example failed: {type(exc).__name__}: {exc}") from None
+    _self_test(bundle)
     object.__setattr__(bundle, "load_seconds", time.perf_counter() - started)
     return bundle

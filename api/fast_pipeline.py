@@ -10,12 +10,13 @@ it with NumPy from the fitted attributes, for exactly the steps the training lib
 * ``OneHotEncoder`` (dense, unknown categories ignored, nothing dropped, no infrequent categories),
 
 arranged in a ``ColumnTransformer`` over column positions with ``remainder="drop"``. The estimator at
-the end (logistic regression, SVC, forests, boosting...) still runs as scikit-learn's own
-``predict_proba`` on the transformed array.
+the end (logistic regression, SVC, forests, boosting, ridge...) still runs as scikit-learn's own
+``predict_proba`` (classifiers, binary or multi-class) or ``predict`` (regressors) on the transformed array.
 
 Nothing is trusted blindly: :func:`compile_pipeline` refuses any other step or setting, and then checks,
 on generated records covering every feature (and missing values where the spec allows them), that the
-shortcut's transform is bit-for-bit equal to scikit-learn's and that the probabilities are identical.
+shortcut's transform is bit-for-bit equal to scikit-learn's and that the probabilities (a regressor: the
+predictions) are identical.
 Any difference and the bundle keeps using the plain pipeline. ``MLOPS_API_FAST_PREPROCESSING=false``
 turns the shortcut off.
 """
@@ -50,8 +51,18 @@ class CompiledPipeline:
         return np.hstack([block(x) for block in self.blocks])
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """The estimator's probabilities for ``x``."""
+        """The estimator's probabilities for ``x`` (a classifier: one column per class)."""
         return np.asarray(self.estimator.predict_proba(self.transform(x)))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The estimator's predictions for ``x`` (a regressor's values)."""
+        return np.asarray(self.estimator.predict(self.transform(x)))
+
+    def output(self, method: str) -> Callable[[np.ndarray], np.ndarray]:
+        """The shortcut of the pipeline's ``method``: ``predict_proba`` (classifiers) or ``predict`` (regressors)."""
+        if method not in ("predict_proba", "predict"):
+            raise ValueError(f"no shortcut for {method!r}: use 'predict_proba' or 'predict'")
+        return self.predict_proba if method == "predict_proba" else self.predict
 
 
 def _imputer(step: Any, numeric: bool) -> np.ndarray:
@@ -187,11 +198,15 @@ def compile_pipeline(model: Any, categorical_positions: set[int]) -> CompiledPip
     return CompiledPipeline(tuple(blocks), estimator, f"NumPy preprocessing + {type(estimator).__name__}")
 
 
-def verify(compiled: CompiledPipeline, model: Any, x: np.ndarray) -> None:
-    """Raise :class:`UnsupportedPipelineError` unless the shortcut equals scikit-learn exactly on ``x``."""
+def verify(compiled: CompiledPipeline, model: Any, x: np.ndarray, method: str = "predict_proba") -> None:
+    """Raise :class:`UnsupportedPipelineError` unless the shortcut equals scikit-learn exactly on ``x``.
+
+    ``method`` is the output that is compared: ``predict_proba`` (every class's column) or ``predict``.
+    """
     expected = np.asarray(model.steps[0][1].transform(x), dtype=np.float64)
     got = compiled.transform(x)
     if got.shape != expected.shape or not np.array_equal(got, expected, equal_nan=True):
         raise UnsupportedPipelineError("the shortcut's transform differs from scikit-learn's")
-    if not np.array_equal(compiled.predict_proba(x), np.asarray(model.predict_proba(x))):
-        raise UnsupportedPipelineError("the shortcut's probabilities differ from scikit-learn's")
+    if not np.array_equal(compiled.output(method)(x), np.asarray(getattr(model, method)(x))):
+        what = "probabilities" if method == "predict_proba" else "predictions"
+        raise UnsupportedPipelineError(f"the shortcut's {what} differ from scikit-learn's")

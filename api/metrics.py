@@ -1,19 +1,20 @@
 """Prometheus metrics of the service, in a registry of their own (one per app, so tests stay independent).
 
-==============================================  =====================================================
-``mlops_api_requests_total{path,method,status}`` requests answered
-``mlops_api_request_duration_seconds{path}``     latency histogram (from first byte in to last byte out)
-``mlops_api_predictions_total{label}``           predictions made, per predicted class
-``mlops_api_model_info{name,version,alias,...}`` 1 for the model being served
-``mlops_api_model_version``                      version number being served (0: none)
-``mlops_api_model_loaded``                       1 if a model is loaded
-``mlops_api_model_checks_total{outcome}``        checks of the alias: loaded / unchanged / failed
-``mlops_api_registry_reachable``                 1 if the last check reached MLflow (and S3)
-``mlops_api_model_from_cache``                   1 if the served model was loaded from the champion cache
-==============================================  =====================================================
+======================================================  =============================================================
+``mlops_api_requests_total{path,method,status}``        requests answered (``path``: the route template)
+``mlops_api_request_duration_seconds{path}``            latency histogram (from first byte in to last byte out)
+``mlops_api_predictions_total{model,label}``            predictions per model and class (regressors: ``value``)
+``mlops_api_model_info{model,name,version,alias,...}``  1 for each model's served version
+``mlops_api_model_version{model}``                      version number being served (0: none)
+``mlops_api_model_loaded{model}``                       1 if the model is loaded
+``mlops_api_model_checks_total{model,outcome}``         checks of the alias: loaded / unchanged / failed
+``mlops_api_registry_reachable{model}``                 1 if the model's last check reached MLflow (and S3)
+``mlops_api_model_from_cache{model}``                   1 if the served model was loaded from the champion cache
+======================================================  =============================================================
 
-Label values come from fixed sets, so that scanners cannot blow up the number of series: paths are the
-service's own routes, methods the standard ones (:data:`METHODS`), anything else is counted as ``other``.
+``model`` is the dataset name (``/models/{name}``). Label values come from fixed sets, so that scanners cannot
+blow up the number of series: paths are the service's own route templates, methods the standard ones
+(:data:`METHODS`), models the served ones; anything else is counted as ``other``.
 """
 
 from __future__ import annotations
@@ -49,33 +50,46 @@ class ApiMetrics:
             registry=self.registry,
         )
         self.predictions = Counter(
-            "mlops_api_predictions", "Predictions made, by predicted class label.", ["label"], registry=self.registry
+            "mlops_api_predictions",
+            "Predictions made, by model and predicted class label.",
+            ["model", "label"],
+            registry=self.registry,
         )
         self.model_info = Gauge(
             "mlops_api_model_info",
             "The model being served (value 1).",
-            ["name", "version", "alias", "model_id", "run_id"],
+            ["model", "name", "version", "alias", "model_id", "run_id"],
             registry=self.registry,
         )
         self.model_version = Gauge(
-            "mlops_api_model_version", "Registry version being served (0: none).", registry=self.registry
+            "mlops_api_model_version", "Registry version being served (0: none).", ["model"], registry=self.registry
         )
-        self.model_loaded = Gauge("mlops_api_model_loaded", "1 if a model is loaded.", registry=self.registry)
+        self.model_loaded = Gauge(
+            "mlops_api_model_loaded", "1 if the model is loaded.", ["model"], registry=self.registry
+        )
         self.checks = Counter(
-            "mlops_api_model_checks", "Checks of the registry alias, by outcome.", ["outcome"], registry=self.registry
+            "mlops_api_model_checks",
+            "Checks of the registry alias, by outcome.",
+            ["model", "outcome"],
+            registry=self.registry,
         )
         self.model_from_cache = Gauge(
             "mlops_api_model_from_cache",
             "1 if the served model was loaded from the champion cache (not from the registry).",
+            ["model"],
             registry=self.registry,
         )
         self.registry_reachable = Gauge(
-            "mlops_api_registry_reachable", "1 if the last check reached the registry.", registry=self.registry
+            "mlops_api_registry_reachable",
+            "1 if the last check reached the registry.",
+            ["model"],
+            registry=self.registry,
         )
         self.paths = frozenset(paths)
         self._request_children: dict[tuple[str, str, int], Counter] = {}
         self._latency_children: dict[str, Histogram] = {}
-        self._label_children: dict[str, Counter] = {}
+        self._label_children: dict[tuple[str, str], Counter] = {}
+        self._info_labels: dict[str, tuple[str, ...]] = {}
 
     def observe_request(self, path: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request and record its latency."""
@@ -93,33 +107,37 @@ class ApiMetrics:
             histogram = self._latency_children[path] = self.latency.labels(path)
         histogram.observe(seconds)
 
-    def count_predictions(self, labels: Iterable[str], counts: Iterable[int]) -> None:
-        """Add predictions per label (``counts`` aligned with ``labels``)."""
+    def count_predictions(self, model: str, labels: Iterable[str], counts: Iterable[int]) -> None:
+        """Add predictions of ``model`` per label (``counts`` aligned with ``labels``)."""
         for label, count in zip(labels, counts, strict=False):
             if count:
-                child = self._label_children.get(label)
+                child = self._label_children.get((model, label))
                 if child is None:
-                    child = self._label_children[label] = self.predictions.labels(label)
+                    child = self._label_children[(model, label)] = self.predictions.labels(model, label)
                 child.inc(count)
 
-    def set_model(self, bundle: ModelBundle | None, status: RegistryStatus | None = None) -> None:
-        """Describe the served model (after a swap or at start-up)."""
-        self.model_info.clear()
+    def set_model(self, model: str, bundle: ModelBundle | None, status: RegistryStatus | None = None) -> None:
+        """Describe the version ``model`` serves (after a swap or at start-up)."""
+        previous = self._info_labels.pop(model, None)
+        if previous is not None:
+            self.model_info.remove(*previous)
         if bundle is not None:
             ref = bundle.ref
-            self.model_info.labels(ref.name, ref.version, ref.alias, ref.model_id or "", ref.run_id or "").set(1)
-            self.model_version.set(float(ref.version) if ref.version.isdigit() else 0)
+            labels = (model, ref.name, ref.version, ref.alias, ref.model_id or "", ref.run_id or "")
+            self.model_info.labels(*labels).set(1)
+            self._info_labels[model] = labels
+            self.model_version.labels(model).set(float(ref.version) if ref.version.isdigit() else 0)
         else:
-            self.model_version.set(0)
-        self.model_loaded.set(1 if bundle is not None else 0)
-        self.model_from_cache.set(1 if bundle is not None and bundle.source_origin.kind == "cache" else 0)
+            self.model_version.labels(model).set(0)
+        self.model_loaded.labels(model).set(1 if bundle is not None else 0)
+        self.model_from_cache.labels(model).set(1 if bundle is not None and bundle.source_origin.kind == "cache" else 0)
         if status is not None and status.reachable is not None:
-            self.registry_reachable.set(1 if status.reachable else 0)
+            self.registry_reachable.labels(model).set(1 if status.reachable else 0)
 
-    def on_refresh(self, result: RefreshResult, status: RegistryStatus) -> None:
-        """Record one check of the alias."""
-        self.checks.labels(result.outcome).inc()
-        self.set_model(result.bundle, status)
+    def on_refresh(self, model: str, result: RefreshResult, status: RegistryStatus) -> None:
+        """Record one check of ``model``'s alias."""
+        self.checks.labels(model, result.outcome).inc()
+        self.set_model(model, result.bundle, status)
 
     def render(self) -> bytes:
         """The metrics in Prometheus' text format."""

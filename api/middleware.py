@@ -63,7 +63,8 @@ class RequestObserver:
         finally:
             seconds = time.perf_counter() - started
             path = scope["path"]
-            self.metrics.observe_request(path, scope["method"], status, seconds)
+            route = getattr(scope.get("route"), "path", None)  # the template (/models/{name}/predict) once routed
+            self.metrics.observe_request(route if isinstance(route, str) else path, scope["method"], status, seconds)
             if self.log_requests:
                 fields: dict[str, Any] = {
                     "method": safe_text(scope["method"], 20),

@@ -30,6 +30,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ ALIAS_PATH = "/api/2.0/mlflow/registered-models/alias"
 LOGGED_MODEL_PATH = "/api/2.0/mlflow/logged-models/"
 RUN_PATH = "/api/2.0/mlflow/runs/get"
 ARTIFACT_PROXY_PATH = "/api/2.0/mlflow-artifacts/artifacts/"
+Params = Mapping[str, str | list[str]]  # a list: the parameter repeated (order_by)
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
 
 
@@ -110,8 +112,8 @@ class MlflowRegistry:
         return f"models:/{self.model_name}@{self.alias} on {self.tracking_uri}"
 
     # ------------------------------------------------------------------------------------------- HTTP
-    def _get(self, path: str, params: dict[str, str] | None = None, timeout: float | None = None) -> bytes:
-        url = self.tracking_uri + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
+    def _get(self, path: str, params: Params | None = None, timeout: float | None = None) -> bytes:
+        url = self.tracking_uri + path + (f"?{urllib.parse.urlencode(params, doseq=True)}" if params else "")
         request = urllib.request.Request(url, headers=self._headers)
         try:
             with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
@@ -138,7 +140,8 @@ class MlflowRegistry:
                 reason = f"no answer within {timeout or self.timeout:g} s ({reason})"
             raise RegistryUnavailableError(f"cannot reach MLflow at {self.tracking_uri}: {reason}") from None
 
-    def _get_json(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+    def get_json(self, path: str, params: Params | None = None) -> dict[str, Any]:
+        """GET a REST path of the MLflow server within ``check_timeout_s``; the JSON object it answers."""
         data = self._get(path, params, self.check_timeout)
         try:
             payload = json.loads(data)
@@ -152,7 +155,7 @@ class MlflowRegistry:
     def resolve(self) -> ModelRef:
         """The version that holds the alias now, with the URI of its files (two REST calls)."""
         try:
-            version = self._get_json(ALIAS_PATH, {"name": self.model_name, "alias": self.alias})["model_version"]
+            version = self.get_json(ALIAS_PATH, {"name": self.model_name, "alias": self.alias})["model_version"]
         except ModelNotFoundError as exc:
             raise ModelNotFoundError(
                 f"no version of registered model {self.model_name!r} holds the alias {self.alias!r} ({exc})"
@@ -178,14 +181,14 @@ class MlflowRegistry:
         if source.startswith("models:/"):
             if not model_id or "/" in model_id:
                 raise ModelNotFoundError(f"cannot serve source {source!r}: expected models:/<model_id> (MLflow 3)")
-            info = self._get_json(LOGGED_MODEL_PATH + urllib.parse.quote(model_id))
+            info = self.get_json(LOGGED_MODEL_PATH + urllib.parse.quote(model_id))
             try:
                 return str(info["model"]["info"]["artifact_uri"]).rstrip("/")
             except KeyError:
                 raise RegistryUnavailableError(f"MLflow's logged model {model_id} has no artifact_uri") from None
         if source.startswith("runs:/"):
             run_id, _, path = source.removeprefix("runs:/").partition("/")
-            run = self._get_json(RUN_PATH, {"run_id": run_id})
+            run = self.get_json(RUN_PATH, {"run_id": run_id})
             return f"{str(run['run']['info']['artifact_uri']).rstrip('/')}/{path}".rstrip("/")
         return source.rstrip("/")
 

@@ -7,6 +7,7 @@ and the OpenAPI docs always describe the model that is being served. The respons
 Rules of the generated record model (``extra="forbid"``):
 
 * numeric feature: a JSON number (an integer is fine), finite, within ``[minimum, maximum]``;
+* integer feature: a JSON integer (``1.5`` and ``2.0`` are refused), within ``[minimum, maximum]``;
 * boolean feature: ``true`` or ``false`` (not ``0``/``1``, not a string);
 * categorical feature: one of the listed categories, exactly;
 * a nullable feature may be ``null`` or omitted (missing value); every other feature is required;
@@ -15,6 +16,7 @@ Rules of the generated record model (``extra="forbid"``):
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -22,7 +24,16 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from ml.spec import DatasetSpec, FeatureKind, FeatureSpec
 
 
-def _camel(name: str) -> str:
+def typed_example(feature: FeatureSpec) -> Any:
+    """The spec's example with an integer feature's whole number as a JSON integer (YAML may hold ``3.0``)."""
+    example = feature.example
+    if feature.kind is FeatureKind.INTEGER and isinstance(example, float) and example.is_integer():
+        return int(example)
+    return example
+
+
+def camel(name: str) -> str:
+    """``wine_quality`` -> ``WineQuality``: the prefix of a model's schema component names."""
     return "".join(part.capitalize() for part in name.split("_"))
 
 
@@ -30,10 +41,10 @@ def _description(feature: FeatureSpec) -> str:
     parts = [feature.description.rstrip(".") + "."]
     if feature.unit:
         parts.append(f"Unit: {feature.unit}.")
-    if feature.kind is FeatureKind.NUMERIC:
+    if feature.kind.is_number:
         low = "-inf" if feature.minimum is None else f"{feature.minimum:g}"
         high = "+inf" if feature.maximum is None else f"{feature.maximum:g}"
-        parts.append(f"Range: [{low}, {high}].")
+        parts.append(f"Range: [{low}, {high}]." + (" A whole number." if feature.kind is FeatureKind.INTEGER else ""))
     elif feature.kind is FeatureKind.CATEGORICAL:
         parts.append(f"One of: {', '.join(feature.categories or ())}.")
     elif feature.kind is FeatureKind.BOOLEAN:
@@ -48,16 +59,23 @@ def _field(feature: FeatureSpec) -> tuple[Any, Any]:
         extra["x-unit"] = feature.unit
     common: dict[str, Any] = {
         "alias": feature.name,
-        "title": feature.name.replace("_", " ").capitalize(),
+        "title": feature.title or feature.name.replace("_", " ").capitalize(),
         "description": _description(feature),
         "json_schema_extra": extra,
     }
-    if feature.example is not None:
-        common["examples"] = [feature.example]
+    example = typed_example(feature)
+    if example is not None:
+        common["examples"] = [example]
     annotation: Any
     if feature.kind is FeatureKind.NUMERIC:
         annotation = float
         common.update(strict=True, allow_inf_nan=False, ge=feature.minimum, le=feature.maximum)
+    elif feature.kind is FeatureKind.INTEGER:  # JSON integers only: 1.5 and 2.0 are refused, naming the field
+        annotation = int
+        low, high = feature.minimum, feature.maximum
+        common.update(
+            strict=True, ge=None if low is None else math.ceil(low), le=None if high is None else math.floor(high)
+        )
     elif feature.kind is FeatureKind.BOOLEAN:
         annotation = bool
         common.update(strict=True)
@@ -74,10 +92,10 @@ def record_model(spec: DatasetSpec) -> type[BaseModel]:
     Attributes are named ``f0, f1, ...`` in spec order (the JSON names are aliases), so any feature name is
     allowed and ``record.__dict__.values()`` is the model's input row in the right order.
     """
-    example = {k: v for k, v in spec.example_record().items() if v is not None}
+    example = {f.name: typed_example(f) for f in spec.features if f.example is not None}
     config = ConfigDict(
         extra="forbid",
-        title=f"{_camel(spec.name)}Record",
+        title=f"{camel(spec.name)}Record",
         json_schema_extra={"examples": [example]} if example else None,
         validate_by_alias=True,
         validate_by_name=False,
@@ -86,7 +104,7 @@ def record_model(spec: DatasetSpec) -> type[BaseModel]:
     # Values typed Any: mypy matches a ** mapping against create_model's named parameters (__config__, ...) too.
     fields: dict[str, Any] = {f"f{i}": _field(feature) for i, feature in enumerate(spec.features)}
     return create_model(
-        f"{_camel(spec.name)}Record",
+        f"{camel(spec.name)}Record",
         __config__=config,
         __doc__=f"One input record of {spec.title}. {spec.description}",
         **fields,
@@ -170,6 +188,32 @@ class ReloadResponse(BaseModel):
     previous: dict[str, Any] | None = None
 
 
+class ModelSummary(BaseModel):
+    """One served model in GET /models."""
+
+    name: str = Field(description="Dataset name: the {name} of /models/{name}/...", examples=["wine"])
+    registered_model: str = Field(examples=["wine_classifier"])
+    task: Literal["binary", "multiclass", "regression"] | None = Field(description="None until known.")
+    title: str | None
+    version: str | None = Field(description="Registry version served (None: no champion loaded).")
+    alias: str
+    data_version: str | None
+    metrics: dict[str, Any] | None = Field(description="CV metric and score, test metrics (None without a model).")
+    status: Literal["serving", "gated_out", "unavailable"]
+    reason: str | None = Field(description="Why nothing is served: the gate's reason or the last error.")
+    links: dict[str, str]
+    target: dict[str, Any] | None = Field(default=None, description="Classes, or unit and range of a regressor.")
+    loaded_from: Literal["registry", "cache"] | None = None
+
+
+class ModelList(BaseModel):
+    """Answer of GET /models."""
+
+    default: str = Field(description="The model of the legacy routes (/predict, /model...): MLOPS_API_DEFAULT_MODEL.")
+    models: list[ModelSummary]
+    discovery: dict[str, Any] = Field(description="The last registry listing: when, ok, error, models found.")
+
+
 class ReadyResponse(BaseModel):
     """Answer of GET /ready: whether a model is loaded, from where, and the state of the registry."""
 
@@ -181,3 +225,6 @@ class ReadyResponse(BaseModel):
     )
     registry: dict[str, Any]
     cache: dict[str, Any] = Field(description="Where the champion cache is read and written (local, s3).")
+    models: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Every served model by name: ready (loaded) and version."
+    )

@@ -46,13 +46,28 @@ class ApiSettings(BaseSettings):
     model_name: str = Field(
         default="breast_cancer_classifier",
         validation_alias=AliasChoices("MLOPS_MODEL_NAME", "MLOPS_API_MODEL_NAME"),
-        description="Registered model to serve.",
+        description="Registered model of the default model (MLOPS_API_DEFAULT_MODEL); other models are discovered.",
     )
     model_alias: str = Field(default="champion", description="Registry alias to serve (MLOPS_API_MODEL_ALIAS).")
+    default_model: str = Field(
+        default="breast_cancer",
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description=(
+            "Dataset (spec) name of the default model: the one POST /predict, /predict/batch, GET /model and "
+            "POST /model/reload serve, and /ready waits for. Its registered model is MLOPS_MODEL_NAME."
+        ),
+    )
+    models: str | None = Field(
+        default=None,
+        description=(
+            "Comma-separated dataset names to serve (e.g. 'breast_cancer,wine'); unset: every registered model "
+            "tagged mlops.dataset, plus the default model."
+        ),
+    )
     admin_key: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("MLOPS_API_ADMIN_KEY"),
-        description="Key for POST /model/reload; the endpoint is disabled when unset.",
+        description="Key for POST /model/reload and /models/{name}/reload; they are disabled when unset.",
     )
     poll_interval_s: float = Field(
         default=30.0, ge=0, description="Seconds between checks of the alias for a new version; 0 turns polling off."
@@ -120,6 +135,37 @@ class ApiSettings(BaseSettings):
     setup_hint: str = Field(
         default=DEFAULT_SETUP_HINT, description="How to produce a model; part of the 503 message without one."
     )
+
+    @field_validator("models")
+    @classmethod
+    def _model_list(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        bad = [n for n in names if not n.isidentifier() or n != n.lower()]
+        if bad:
+            raise ValueError(
+                f"MLOPS_API_MODELS lists {bad}: give dataset names (lower-case identifiers), comma-separated"
+            )
+        return ",".join(names)
+
+    @property
+    def served_models(self) -> frozenset[str] | None:
+        """The dataset names ``MLOPS_API_MODELS`` allows (always with the default model), or None: all of them."""
+        if self.models is None:
+            return None
+        return frozenset(self.models.split(",")) | {self.default_model}
+
+    def serves(self, dataset: str) -> bool:
+        """Whether the settings allow serving the model of ``dataset``."""
+        allowed = self.served_models
+        return allowed is None or dataset in allowed
+
+    def for_model(self, registered_model: str) -> ApiSettings:
+        """These settings for another registered model (its own store, champion cache and polling)."""
+        if registered_model == self.model_name:
+            return self
+        return self.model_copy(update={"model_name": registered_model})
 
     @field_validator("tracking_uri")
     @classmethod

@@ -27,6 +27,9 @@ unless ``MLOPS_BENCH_TRACKING_URI`` names an MLflow server (then ``MLOPS_BENCH_M
 ``breast_cancer_classifier``, and the S3/AWS variables of the environment are used).
 
 Usage: ``python bench/api.py [--duration 5] [--concurrency 1,8,64] [--skip-lambda] [--json out.json]``
+
+Several models side by side (the model fleet: breast cancer, wine, diabetes) against the one-model service of
+the same run, per model: ``python bench/api_models.py`` (it reuses this file's load generator and CPU placement).
 """
 
 from __future__ import annotations

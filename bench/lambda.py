@@ -99,11 +99,11 @@ def train_quick_champion(stack: Stack, work: Path) -> None:
         | {
             "MLOPS_N_TRIALS": "4",
             "MLOPS_CV_FOLDS": "3",
-            "MLOPS_MIN_CHAMPION_SCORE": "0.5",
             "PYTHONPATH": str(REPO),
         }
     )
     cmd = [sys.executable, "-m", "tests.integration.api.api_stack", "train", "--output", str(work / "train.json")]
+    cmd += ["--min-score", "0.5"]
     done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"training failed:\n{done.stderr[-3000:]}")

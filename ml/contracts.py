@@ -21,9 +21,19 @@ import math
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    field_validator,
+    model_serializer,
+)
 
 JsonScalar = str | int | float | bool | None
+Task = Literal["binary", "multiclass", "regression"]  # the values of ml.tasks.TaskType
+Direction = Literal["maximize", "minimize"]  # ml.tasks.MetricInfo.direction
 
 
 class Contract(BaseModel):
@@ -93,12 +103,34 @@ class SplitClassBalance(Contract):
     test: dict[str, int]
 
 
+class TargetSummary(Contract):
+    """Distribution of a numeric (regression) target in one part of a split."""
+
+    count: int = Field(ge=0)
+    mean: float
+    std: float
+    min: float
+    q25: float
+    median: float
+    q75: float
+    max: float
+
+
+class SplitTargetSummary(Contract):
+    """The regression target's distribution in each part of a split (what class balance is to classes)."""
+
+    train: TargetSummary
+    test: TargetSummary
+
+
 class SplitManifest(Contract):
     """One processed split: ``processed/<dataset>/<v>/manifest.json``, and the ``split`` task's XCom.
 
     Writer: :func:`ml.etl.split`. Readers: :func:`ml.etl.split.load_split` (the search, the gate),
     :func:`ml.search.prepare_search` (data version, row counts) and :func:`ml.search.finish_search` (which
-    logs it to the parent run as ``split_manifest.json``).
+    logs it to the parent run as ``split_manifest.json``). Classification splits carry ``class_balance``,
+    regression splits ``target_summary`` instead; the absent one is left out of the JSON, so a
+    classification manifest is written exactly as before regression existed.
     """
 
     dataset: str
@@ -108,9 +140,18 @@ class SplitManifest(Contract):
     seed: int
     test_size: float
     rows: SplitRows
-    class_balance: SplitClassBalance
+    class_balance: SplitClassBalance | None = None  # classification: rows per class
     train: str  # s3:// URI (Parquet)
     test: str  # s3:// URI (Parquet)
+    target_summary: SplitTargetSummary | None = None  # regression: the target's distribution
+
+    @model_serializer(mode="wrap")
+    def _leave_out_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in ("class_balance", "target_summary"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class SplitPointer(Contract):
@@ -198,6 +239,9 @@ class GateDecision(Contract):
     champion_score: float | None
     champion_version: str | None
     data_version: str
+    direction: Direction | None = None  # of the metric: "minimize" for losses and errors
+    min_score: float | None = None  # the first-model threshold applied (None: none)
+    margin: float | None = None  # the promotion margin applied
 
 
 # ------------------------------------------------------------------------------------------------- MLflow tags
@@ -288,15 +332,42 @@ class ModelVersionTags(TagRecord):
     schema_hash: str | None = None
 
 
+class RegisteredModelTags(TagRecord):
+    """Tags of a registered model (not of a version): which dataset and task its versions serve.
+
+    Writer: :func:`ml.registry.register` (on every registration). Reader: the prediction API, which
+    discovers the registered models of the datasets by these tags (``mlops.dataset``, ``mlops.task``;
+    :data:`DATASET_TAG`, :data:`TASK_TAG`, e.g. in ``search_registered_models(filter_string=...)``).
+    """
+
+    TAG_PREFIX: ClassVar[str] = "mlops."
+
+    dataset: str
+    task: Task
+
+
+DATASET_TAG = RegisteredModelTags.tag_key("dataset")  # "mlops.dataset"
+TASK_TAG = RegisteredModelTags.tag_key("task")  # "mlops.task"
+
+
+def dataset_filter(dataset: str) -> str:
+    """An MLflow ``search_registered_models`` filter for the registered model(s) of ``dataset``."""
+    return f"tags.`{DATASET_TAG}` = '{dataset}'"
+
+
 NONE_TAG = "none"  # how the gate writes a missing score or version
 
 
 class GateTags(TagRecord):
     """The registry gate's decision on a model version, as tags (``gate.*``); ``decision`` is written last.
 
-    Writer: :func:`ml.registry.register_and_gate`. Readers: a retried gate (which reports the recorded
-    decision), people, the tests. Scores are written with 6 decimals, a missing score or champion version
-    as ``"none"``. The defaults only fill in for tags missing on versions an older gate wrote.
+    Writer: :func:`ml.registry.register_and_gate` and :func:`ml.registry.regate` (``python -m ml gate``).
+    Readers: a retried gate (which reports the recorded decision), the prediction API (``reason``, a
+    sentence, explains why a dataset has no champion), people, the tests. ``metric`` and ``direction``
+    say what was compared and which way is better, ``min_score`` (the first-model threshold, absent when
+    the spec sets none) and ``margin`` what it was compared against. Scores are written with 6 decimals, a
+    missing score or champion version as ``"none"``. The defaults only fill in for tags missing on versions
+    an older gate wrote.
     """
 
     TAG_PREFIX: ClassVar[str] = "gate."
@@ -309,6 +380,7 @@ class GateTags(TagRecord):
     margin: float | None = None
     min_score: float | None = None
     data_version: str = ""
+    direction: Direction | None = None
     decision: Literal["promoted", "rejected"]
 
     @field_validator("champion_score", "champion_version", mode="before")
@@ -349,6 +421,7 @@ class ModelMetadata(BaseModel):
     dataset_spec: dict[str, Any]
     data_version: str | None = None
     schema_hash: str | None = None
+    task: Task | None = None  # None: a model logged before tasks existed (binary)
     metric: str | None = None
     cv_score: float | None = None
     test_metrics: dict[str, float] | None = None

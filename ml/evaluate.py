@@ -1,32 +1,50 @@
-"""Evaluation of a fitted model on a held-out split: metrics and figures."""
+"""Evaluation of a fitted model on a held-out split: the metric the gate compares, and the test metrics per task.
+
+Scores are the metrics' own values (:meth:`ml.tasks.MetricInfo.from_scorer`): an RMSE is positive and
+lower is better. Figures are in :mod:`ml.figures`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: figures are only saved and logged
-
-import matplotlib.pyplot as plt
 import numpy as np
-import optuna
-from matplotlib.figure import Figure
 from sklearn import metrics
 from sklearn.metrics import get_scorer
 
 from ml.spec import DatasetSpec
+from ml.tasks import MetricInfo, TaskType
 
-TEST_METRICS = ("f1", "precision", "recall", "roc_auc", "accuracy")
+TEST_METRICS: dict[TaskType, tuple[str, ...]] = {
+    TaskType.BINARY: ("f1", "precision", "recall", "roc_auc", "accuracy"),
+    TaskType.MULTICLASS: ("f1_macro", "accuracy", "log_loss", "roc_auc_ovr"),
+    TaskType.REGRESSION: ("rmse", "mae", "r2"),
+}
 
 
-def score(model: Any, x: np.ndarray, y: np.ndarray, metric: str) -> float:
-    """One metric of a fitted model (sklearn scorer semantics: higher is better)."""
-    return float(get_scorer(metric)(model, x, y))
+def score(model: Any, x: np.ndarray, y: np.ndarray, metric: MetricInfo) -> float:
+    """One metric of a fitted model, as the metric's own value (a loss is positive; see ``metric.direction``)."""
+    return metric.from_scorer(float(get_scorer(metric.scorer)(model, x, y)))
 
 
-def holdout_metrics(model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """F1, precision, recall, ROC AUC and accuracy on a held-out split (positive class = 1)."""
+def holdout_metrics(model: Any, x: np.ndarray, y: np.ndarray, spec: DatasetSpec) -> dict[str, float]:
+    """The task's test metrics (:data:`TEST_METRICS`) plus the spec's own metric, on a held-out split.
+
+    Binary: F1, precision, recall, ROC AUC, accuracy (positive class = 1). Multi-class: macro F1, accuracy,
+    log loss, one-vs-rest ROC AUC. Regression: RMSE, MAE, R².
+    """
+    if spec.task is TaskType.BINARY:
+        values = _binary(model, x, y)
+    elif spec.task is TaskType.MULTICLASS:
+        values = _multiclass(model, x, y, len(spec.target.labels))
+    else:
+        values = _regression(model.predict(x), y)
+    if spec.metric.name not in values:
+        values[spec.metric.name] = score(model, x, y, spec.metric)
+    return values
+
+
+def _binary(model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     predicted = model.predict(x)
     probability = model.predict_proba(x)[:, 1]
     return {
@@ -38,71 +56,21 @@ def holdout_metrics(model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float
     }
 
 
-def confusion_matrix_figure(model: Any, x: np.ndarray, y: np.ndarray, spec: DatasetSpec) -> Figure:
-    """Confusion matrix on the test split, with class labels."""
-    labels = [spec.target.negative_class, spec.target.positive_class]
-    display = metrics.ConfusionMatrixDisplay.from_predictions(y, model.predict(x), display_labels=labels)
-    display.ax_.set_title("Confusion matrix (test split)")
-    figure: Figure = display.figure_  # scikit-learn ships no type information
-    return figure
+def _multiclass(model: Any, x: np.ndarray, y: np.ndarray, n_classes: int) -> dict[str, float]:
+    predicted = model.predict(x)
+    probability = model.predict_proba(x)
+    labels = list(range(n_classes))
+    return {
+        "f1_macro": float(metrics.f1_score(y, predicted, average="macro", labels=labels, zero_division=0)),
+        "accuracy": float(metrics.accuracy_score(y, predicted)),
+        "log_loss": float(metrics.log_loss(y, probability, labels=labels)),
+        "roc_auc_ovr": float(metrics.roc_auc_score(y, probability, multi_class="ovr", labels=labels)),
+    }
 
 
-def roc_curve_figure(model: Any, x: np.ndarray, y: np.ndarray, spec: DatasetSpec) -> Figure:
-    """ROC curve on the test split."""
-    display = metrics.RocCurveDisplay.from_predictions(
-        y, model.predict_proba(x)[:, 1], name=f"P({spec.target.positive_class})"
-    )
-    display.ax_.set_title("ROC curve (test split)")
-    figure: Figure = display.figure_  # scikit-learn ships no type information
-    return figure
-
-
-def optimisation_history_figure(study: optuna.Study) -> Figure:
-    """Objective value of each trial and the best value so far."""
-    trials = [t for t in study.trials if t.state is optuna.trial.TrialState.COMPLETE]
-    trials.sort(key=lambda t: t.number)
-    figure, axis = plt.subplots(figsize=(7, 4))
-    numbers: list[int] = []
-    values: list[float] = []
-    for t in trials:
-        if t.value is not None:  # always set on a complete trial of a single-objective study
-            numbers.append(t.number)
-            values.append(t.value)
-    axis.scatter(numbers, values, s=12, alpha=0.6, label="trial")
-    axis.plot(numbers, np.maximum.accumulate(values) if values else [], color="C1", label="best so far")
-    axis.set_xlabel("trial")
-    axis.set_ylabel(f"CV {study.user_attrs.get('metric', 'score')}")
-    axis.set_title("Optimisation history")
-    axis.legend()
-    figure.tight_layout()
-    return figure
-
-
-def param_importances_figure(study: optuna.Study, family: str) -> Figure:
-    """Hyper-parameter importances (fANOVA) within the best model family, plus the family choice itself."""
-    figure, axis = plt.subplots(figsize=(7, 4))
-    trials = [
-        t for t in study.trials if t.state is optuna.trial.TrialState.COMPLETE and t.params.get("family") == family
-    ]
-    importances: dict[str, float] = {}
-    if len(trials) >= 3:
-        sub = optuna.create_study(direction=study.direction)
-        sub.add_trials(trials)
-        try:
-            importances = optuna.importance.get_param_importances(sub)
-        except (RuntimeError, ValueError):  # too few distinct values to estimate importances
-            importances = {}
-    if importances:
-        names = list(importances)[::-1]
-        axis.barh(names, [importances[n] for n in names])
-        axis.set_xlabel("importance (fANOVA)")
-    else:
-        axis.text(0.5, 0.5, "not enough trials of this family", ha="center", va="center")
-    axis.set_title(f"Hyper-parameter importances ({family}, {len(trials)} trials)")
-    figure.tight_layout()
-    return figure
-
-
-def release(figure: Figure) -> None:
-    """Close ``figure`` once it is saved or logged: pyplot keeps every open figure (and its memory) otherwise."""
-    plt.close(figure)
+def _regression(predicted: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    return {
+        "rmse": float(metrics.root_mean_squared_error(y, predicted)),
+        "mae": float(metrics.mean_absolute_error(y, predicted)),
+        "r2": float(metrics.r2_score(y, predicted)),
+    }

@@ -61,10 +61,10 @@ from optuna.storages._rdb import models as rdb_models
 from optuna.trial import FrozenTrial, TrialState
 from sklearn.base import clone
 from sklearn.metrics import get_scorer
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from ml import evaluate
+from ml import evaluate, figures
 from ml.contracts import (
     ModelMetadata,
     SearchHandle,
@@ -77,9 +77,9 @@ from ml.contracts import (
 )
 from ml.etl.split import current_split_manifest_key, load_split
 from ml.lake import Lake
-from ml.model import build_pipeline, estimator_from_params, suggest_params, to_matrix, to_target
+from ml.model import build_pipeline, estimator_from_params, families_for, suggest_params, to_matrix, to_target
 from ml.model.pipeline import build_preprocessor
-from ml.model.search_space import FAMILIES
+from ml.model.search_space import needs_probability
 from ml.settings import MLSettings
 from ml.spec import DatasetSpec
 from ml.tracking import (
@@ -202,14 +202,14 @@ def prepare_search(spec: DatasetSpec, settings: MLSettings, lake: Lake, study_na
     study = optuna.create_study(
         study_name=study_name,
         storage=_storage(settings),
-        direction="maximize",
+        direction=spec.metric.direction,
         sampler=optuna.samplers.TPESampler(seed=settings.seed),
         load_if_exists=True,
     )
     if "parent_run_id" in study.user_attrs:  # a retried task: the search already exists
         return SearchHandle.model_validate({k: study.user_attrs[k] for k in SearchHandle.model_fields})
     client = _client(settings)
-    exp_id = experiment_id(client, str(settings.experiment))
+    exp_id = experiment_id(client, spec.name)
     parent = client.create_run(
         exp_id,
         run_name=f"search-{manifest.data_version}",
@@ -222,9 +222,11 @@ def prepare_search(spec: DatasetSpec, settings: MLSettings, lake: Lake, study_na
         "n_trials": settings.n_trials,
         "tuning_workers": settings.tuning_workers,
         "cv_folds": settings.cv_folds,
-        "metric": settings.metric,
+        "task": spec.task.value,
+        "metric": spec.metric.name,
+        "direction": spec.metric.direction,
         "seed": settings.seed,
-        "families": ",".join(FAMILIES),
+        "families": ",".join(families_for(spec.task)),
         "sampler": "TPESampler",
         "pruner": "MedianPruner",
         "optuna_storage": _redacted(settings.optuna_storage),
@@ -242,7 +244,7 @@ def prepare_search(spec: DatasetSpec, settings: MLSettings, lake: Lake, study_na
     )
     for key, value in handle.model_dump().items():
         study.set_user_attr(key, value)
-    study.set_user_attr(METRIC_ATTR, settings.metric)
+    study.set_user_attr(METRIC_ATTR, spec.metric.name)
     study.set_user_attr(BUDGET_ATTR, settings.n_trials)  # the budget of the search, whoever runs trials
     return handle
 
@@ -323,7 +325,11 @@ def _record_error(trial: optuna.Trial, error: Exception) -> None:
 def make_objective(
     spec: DatasetSpec, settings: MLSettings, x: np.ndarray, y: np.ndarray, budget: int | None = None
 ) -> Any:
-    """The Optuna objective: stratified k-fold CV of ``settings.metric`` of the full pipeline.
+    """The Optuna objective: k-fold CV of the spec's metric (:attr:`ml.spec.DatasetSpec.metric`) of the full pipeline.
+
+    Folds are stratified by class for classification and shuffled (seeded) plain k-fold for regression. The
+    value is the metric's own (an RMSE is positive), which the study minimises or maximises by the metric's
+    direction.
 
     The preprocessing (imputation, scaling, encoding) has no hyper-parameters, so it is fitted once per
     fold, on that fold's training rows only, and reused by every trial: exactly what fitting the whole
@@ -339,8 +345,10 @@ def make_objective(
     ``AirflowTaskTerminated`` is not (Optuna leaves that trial RUNNING: the heartbeat check reclaims and
     retries it as interrupted).
     """
-    folds = list(StratifiedKFold(settings.cv_folds, shuffle=True, random_state=settings.seed).split(x, y))
-    scorer = get_scorer(settings.metric)
+    splitter = StratifiedKFold if spec.task.is_classification else KFold
+    folds = list(splitter(settings.cv_folds, shuffle=True, random_state=settings.seed).split(x, y))
+    metric, families = spec.metric, families_for(spec.task)
+    scorer, probability = get_scorer(metric.scorer), needs_probability(metric)
     prepared: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for train_idx, valid_idx in folds:
         preprocessor = build_preprocessor(spec).fit(x[train_idx], y[train_idx])
@@ -363,11 +371,11 @@ def make_objective(
             raise
 
     def evaluate_trial(trial: optuna.Trial) -> float:
-        params = suggest_params(trial)
-        estimator = estimator_from_params(params, settings.seed, probability=False)
+        params = suggest_params(trial, families)
+        estimator = estimator_from_params(params, settings.seed, probability=probability)
         scores: list[float] = []
         for k, (x_fit, y_fit, x_valid, y_valid) in enumerate(prepared):
-            scores.append(float(scorer(clone(estimator).fit(x_fit, y_fit), x_valid, y_valid)))
+            scores.append(metric.from_scorer(float(scorer(clone(estimator).fit(x_fit, y_fit), x_valid, y_valid))))
             if k == 0:
                 trial.report(scores[0], 0)
                 if trial.should_prune():
@@ -536,7 +544,7 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
         raise RuntimeError(f"study {handle.study_name}: the best trial {best.number} has no value")
     model = build_pipeline(spec, estimator_from_params(best.params, settings.seed, probability=True))
     model.fit(x_train, y_train)
-    holdout = evaluate.holdout_metrics(model, x_test, y_test)
+    holdout = evaluate.holdout_metrics(model, x_test, y_test, spec)
     folds = fold_scores(best)
     example = test[spec.feature_names].head(3)
     signature = infer_signature(example, model.predict(to_matrix(example, spec)))
@@ -562,13 +570,12 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
         # as the lake holds it (sorted keys): the artifact's bytes do not depend on the field order
         mlflow.log_dict(json.loads(json.dumps(manifest.model_dump(mode="json"), sort_keys=True)), "split_manifest.json")
         for name, figure in {
-            "optimisation_history.png": evaluate.optimisation_history_figure(study),
-            "param_importances.png": evaluate.param_importances_figure(study, best.params["family"]),
-            "confusion_matrix.png": evaluate.confusion_matrix_figure(model, x_test, y_test, spec),
-            "roc_curve.png": evaluate.roc_curve_figure(model, x_test, y_test, spec),
+            "optimisation_history.png": figures.optimisation_history_figure(study),
+            "param_importances.png": figures.param_importances_figure(study, best.params["family"]),
+            **figures.holdout_figures(model, x_test, y_test, spec),
         }.items():
             mlflow.log_figure(figure, f"figures/{name}")
-            evaluate.release(figure)
+            figures.release(figure)
         info = mlflow.sklearn.log_model(
             model,
             name=MODEL_ARTIFACT,
@@ -581,7 +588,8 @@ def finish_search(handle: SearchHandle, spec: DatasetSpec, settings: MLSettings,
                 dataset_spec=json.loads(spec.to_json()),
                 data_version=handle.data_version,
                 schema_hash=spec.fingerprint(),
-                metric=settings.metric,
+                task=spec.task.value,
+                metric=spec.metric.name,
                 cv_score=float(best_value),
                 test_metrics=holdout,
                 family=best.params["family"],

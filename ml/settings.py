@@ -9,12 +9,12 @@ also works for a user's notebook.
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Metric = Literal["f1", "roc_auc", "accuracy", "precision", "recall", "average_precision", "balanced_accuracy"]
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
 
 class S3Settings(BaseSettings):
@@ -41,7 +41,11 @@ class S3Settings(BaseSettings):
 
 
 class MLSettings(BaseSettings):
-    """Everything the ETL, the search and the registry gate can be told from the environment."""
+    """Everything the ETL, the search and the registry gate can be told from the environment.
+
+    The metric, the gate's threshold and margin, the MLflow experiment and the registered model are set per
+    dataset, in its spec (ml/datasets/<name>.yaml, section training).
+    """
 
     model_config = SettingsConfigDict(env_prefix="MLOPS_", extra="ignore", populate_by_name=True)
 
@@ -56,6 +60,11 @@ class MLSettings(BaseSettings):
         "(every spec in ml/datasets/) or a comma-separated list of spec names.",
     )
     lake_bucket: str = Field(default="lake", description="S3 bucket of the data lake.")
+    data_dir: Path = Field(
+        default=DEFAULT_DATA_DIR,
+        description="Directory that relative 'path' options of file readers (csv) are resolved against "
+        "(default: the repository's data/ folder).",
+    )
     max_invalid_fraction: float = Field(
         default=0.05, ge=0, le=1, description="Validation fails when more than this fraction of rows fails."
     )
@@ -67,8 +76,6 @@ class MLSettings(BaseSettings):
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "MLOPS_TRACKING_URI"),
         description="MLflow server (runs, models, registry); unset: MLflow's own default (a local ./mlruns).",
     )
-    experiment: str | None = Field(default=None, description="MLflow experiment; default: the dataset name.")
-    model_name: str | None = Field(default=None, description="Registered model; default: <dataset>_classifier.")
 
     optuna_storage: str = Field(
         default="sqlite:///optuna.db", description="Optuna RDB storage URL (Postgres in the stack)."
@@ -76,9 +83,6 @@ class MLSettings(BaseSettings):
     n_trials: int = Field(default=60, ge=1, description="Trial budget of one search, over all workers.")
     tuning_workers: int = Field(default=2, ge=1, description="Parallel workers (Airflow mapped tasks).")
     cv_folds: int = Field(default=5, ge=2, description="Folds of the cross-validation each trial is scored by.")
-    metric: Metric = Field(
-        default="f1", description="Cross-validation metric the search maximises and the gate compares."
-    )
     trial_heartbeat_s: int = Field(
         default=10, ge=1, description="Seconds between the heartbeats a running trial writes to the Optuna storage."
     )
@@ -98,13 +102,6 @@ class MLSettings(BaseSettings):
         "failed trials do not count toward the budget, so this bounds the extra work. Default: the budget.",
     )
 
-    promotion_margin: float = Field(
-        default=0.005, ge=0, description="A challenger must beat the champion by at least this much."
-    )
-    min_champion_score: float = Field(
-        default=0.9, ge=0, le=1, description="The first model becomes champion only at or above this score."
-    )
-
     @model_validator(mode="after")
     def _grace_spans_heartbeats(self) -> MLSettings:
         if self.trial_grace_s < 2 * self.trial_heartbeat_s:
@@ -112,14 +109,6 @@ class MLSettings(BaseSettings):
                 f"trial_grace_s ({self.trial_grace_s}) must be at least twice trial_heartbeat_s "
                 f"({self.trial_heartbeat_s}), or a live trial whose heartbeat is late would be taken for a dead one"
             )
-        return self
-
-    @model_validator(mode="after")
-    def _defaults_from_dataset(self) -> MLSettings:
-        if self.experiment is None:
-            self.experiment = self.dataset
-        if self.model_name is None:
-            self.model_name = f"{self.dataset}_classifier"
         return self
 
     def active_datasets(self) -> list[str]:
@@ -139,11 +128,14 @@ class MLSettings(BaseSettings):
         return names
 
     def to_env(self) -> dict[str, str]:
-        """Render these settings as the environment variables that reproduce them (no secrets here)."""
+        """Render these settings as the environment variables that reproduce them (no secrets here).
+
+        The default data directory is left out: it is a path on this machine, and every checkout has its own.
+        """
         env: dict[str, str] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if value is None or name == "tracking_uri":
+            if value is None or name == "tracking_uri" or (name == "data_dir" and value == DEFAULT_DATA_DIR):
                 continue
             env[f"MLOPS_{name.upper()}"] = str(value)
         if self.tracking_uri:

@@ -64,10 +64,14 @@ def _code_key(value: object) -> str:
 
 
 def _split_codes(data: Any, field: str) -> Any:
-    """Accept ``categories``/``classes`` as a list of labels or as a mapping ``{code in the data: label}``."""
+    """Accept ``categories``/``classes`` as a list of labels or as a mapping ``{code in the data: label}``.
+
+    Several codes may map to one label (e.g. disease grades 1-4 to ``present``); labels keep their first order.
+    """
     if isinstance(data, dict) and isinstance(data.get(field), dict):
         mapping = data[field]
-        data = {**data, field: tuple(str(v) for v in mapping.values())}
+        labels = tuple(dict.fromkeys(str(v) for v in mapping.values()))  # several codes may share a label
+        data = {**data, field: labels}
         data["codes"] = {str(k): str(v) for k, v in mapping.items()}
     return data
 
@@ -100,7 +104,7 @@ class FeatureSpec(_Coded):
     maximum: float | None = Field(default=None, description="Inclusive upper bound (numeric only).")
     categories: tuple[str, ...] | None = Field(default=None, description="Allowed values (categorical only).")
     nullable: bool = Field(default=False, description="Whether a missing value is acceptable.")
-    example: float | str | bool | None = Field(default=None, description="A typical value for the docs.")
+    example: bool | int | float | str | None = Field(default=None, description="A typical value for the docs.")
 
     @model_validator(mode="before")
     @classmethod

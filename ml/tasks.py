@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 
 class TaskType(StrEnum):
@@ -39,7 +40,7 @@ class MetricInfo:
     scorer: str  # a scikit-learn scoring name (negated for losses, so sklearn always maximises it)
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Literal["maximize", "minimize"]:
         """Optuna's direction for this metric: ``maximize`` or ``minimize``."""
         return "maximize" if self.greater_is_better else "minimize"
 

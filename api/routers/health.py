@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from api.errors import json_response
-from api.routers.common import store_of
+from api.routers.common import fleet_of, store_of
 from api.schemas import ReadyResponse
 
 router = APIRouter(tags=["operations"])
@@ -27,7 +27,11 @@ async def health() -> dict[str, str]:
     responses={503: {"model": ReadyResponse, "description": "No model is loaded."}},
 )
 async def ready(request: Request) -> Response:
-    """200 when a model is loaded (even if the registry is unreachable now), else 503.
+    """200 when the default model is loaded (even if the registry is unreachable now), else 503.
+
+    Readiness follows the default model (``MLOPS_API_DEFAULT_MODEL``) alone: it is what the legacy routes
+    serve, and a model that another team has not trained yet must not take the service out of a load
+    balancer. ``models`` says, for every served model, whether it is loaded and which version.
 
     Says which version is served, where it was loaded from (``model.loaded_from.kind``: ``registry`` or
     ``cache``), when the registry last confirmed it, the registry's state and where the champion cache lives.
@@ -75,8 +79,18 @@ async def ready(request: Request) -> Response:
         "model": model,
         "registry": registry,
         "cache": store.cache.describe(),
+        "models": _models(request),
     }
     return json_response(body, 200 if bundle is not None else 503)
+
+
+def _models(request: Request) -> dict[str, dict[str, object]]:
+    """Every served model: loaded or not, and its version."""
+    out: dict[str, dict[str, object]] = {}
+    for name, store in fleet_of(request).stores():
+        bundle = store.bundle
+        out[name] = {"ready": bundle is not None, "version": bundle.ref.version if bundle is not None else None}
+    return out
 
 
 def _iso(epoch: float | None) -> str | None:

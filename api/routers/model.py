@@ -16,9 +16,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.responses import Response
 
 from api.errors import json_response
-from api.model_store import RefreshResult
+from api.model_store import ModelStore, RefreshResult
 from api.registry_client import ModelNotFoundError, RegistryUnavailableError
-from api.routers.common import current_bundle, store_of
+from api.routers.common import bundle_of, store_of
 from api.schemas import ErrorResponse, ReloadResponse
 
 router = APIRouter(tags=["model"])
@@ -57,9 +57,22 @@ async def on_admin_key_error(_: Request, exc: Exception) -> Response:
     return json_response({"detail": exc.detail}, exc.status, headers)
 
 
+def describe_model(request: Request, store: ModelStore, name: str | None = None) -> Response:
+    """GET /model's answer for ``store``: the bundle's description and the registry's state (or the 503)."""
+    bundle = bundle_of(request, store, name)
+    if isinstance(bundle, Response):
+        return bundle
+    confirmed = store.confirmed_at
+    registry = {
+        **store.status.as_dict(),
+        "confirmed_at": None if confirmed is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(confirmed)),
+    }
+    return json_response({**bundle.describe(), "registry": registry})
+
+
 @router.get(
     "/model",
-    summary="The served model",
+    summary="The default model",
     responses={503: {"model": ErrorResponse, "description": "No model is loaded."}},
 )
 async def model_info(request: Request) -> Response:
@@ -68,16 +81,7 @@ async def model_info(request: Request) -> Response:
     Also where the model was loaded from (``loaded_from``: the registry or the champion cache) and the
     registry's state (``registry``: ``reachable``, ``last_check``, ``unreachable_since``, ``last_error``).
     """
-    bundle = current_bundle(request)
-    if isinstance(bundle, Response):
-        return bundle
-    store = store_of(request)
-    confirmed = store.confirmed_at
-    registry = {
-        **store.status.as_dict(),
-        "confirmed_at": None if confirmed is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(confirmed)),
-    }
-    return json_response({**bundle.describe(), "registry": registry})
+    return describe_model(request, store_of(request))
 
 
 router.add_api_route("/model", model_info, methods=["HEAD"], include_in_schema=False)  # as GET, without the body
@@ -93,26 +97,32 @@ def _reload_status(result: RefreshResult) -> int:
     return 409  # the registry answered with a model this service refuses to serve
 
 
-@router.post(
-    "/model/reload",
-    summary="Check the registry now",
-    response_model=ReloadResponse,
-    dependencies=[Depends(require_admin)],
-    responses={
-        401: {"model": ErrorResponse, "description": "Missing or wrong admin key."},
-        403: {"model": ErrorResponse, "description": "Reload is disabled (no MLOPS_API_ADMIN_KEY)."},
-        404: {"model": ReloadResponse, "description": "No version holds the alias."},
-        409: {"model": ReloadResponse, "description": "The new version is not servable; the old one stays."},
-        503: {"model": ReloadResponse, "description": "MLflow or S3 is unreachable; the old model stays."},
-    },
-)
-async def reload_model(
-    request: Request,
-    force: Annotated[bool, Query(description="Reload even if the alias still points at the served version.")] = False,
-) -> Response:
-    """Resolve the alias now and swap in its version if it changed (atomically; the old one stays on failure)."""
-    result = await run_in_threadpool(store_of(request).refresh, force)
+async def reload_store(store: ModelStore, force: bool) -> Response:
+    """Check ``store``'s alias now and answer how it went (POST /model/reload, POST /models/{name}/reload)."""
+    result = await run_in_threadpool(store.refresh, force)
     served: dict[str, Any] | None = result.bundle.served if result.bundle is not None else None
     previous = result.previous.served if result.previous is not None else None
     body = {"outcome": result.outcome, "detail": result.detail, "model": served, "previous": previous}
     return json_response(body, _reload_status(result))
+
+
+RELOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or wrong admin key."},
+    403: {"model": ErrorResponse, "description": "Reload is disabled (no MLOPS_API_ADMIN_KEY)."},
+    404: {"model": ReloadResponse, "description": "No version holds the alias."},
+    409: {"model": ReloadResponse, "description": "The new version is not servable; the old one stays."},
+    503: {"model": ReloadResponse, "description": "MLflow or S3 is unreachable; the old model stays."},
+}
+ForceQuery = Annotated[bool, Query(description="Reload even if the alias still points at the served version.")]
+
+
+@router.post(
+    "/model/reload",
+    summary="Check the registry now (default model)",
+    response_model=ReloadResponse,
+    dependencies=[Depends(require_admin)],
+    responses=RELOAD_RESPONSES,
+)
+async def reload_model(request: Request, force: ForceQuery = False) -> Response:
+    """Resolve the alias now and swap in its version if it changed (atomically; the old one stays on failure)."""
+    return await reload_store(store_of(request), force)

@@ -11,7 +11,7 @@ byte-identical):
    --only-binary :all: --no-deps``: manylinux wheels for the ``python3.12`` runtime, whatever this
    machine runs;
 3. the service's code: the ``api`` package and the light part of ``ml`` it imports
-   (``ml/__init__.py``, ``ml/spec.py``: pydantic and PyYAML only);
+   (``ml/__init__.py``, ``ml/spec.py``, ``ml/tasks.py``, ``ml/contracts.py``: pydantic and PyYAML only);
 4. strip what never runs: test suites, caches, C/Cython sources and headers, type stubs, ``RECORD`` files
    (shared libraries are left alone: ``strip`` breaks the ones auditwheel patched, e.g. SciPy's OpenBLAS
    fails with "ELF load command address/offset not page-aligned");
@@ -58,7 +58,7 @@ STRIP_DIRS = frozenset({"tests", "__pycache__"})
 #: File suffixes removed anywhere (sources of compiled extensions, headers, stubs).
 STRIP_SUFFIXES = (".pyc", ".pyo", ".pyi", ".pyx", ".pxd", ".pxi", ".c", ".cpp", ".h", ".hpp")
 #: Project files shipped with the code (paths relative to the repository).
-PROJECT_FILES = ("ml/__init__.py", "ml/spec.py", "ml/contracts.py")
+PROJECT_FILES = ("ml/__init__.py", "ml/spec.py", "ml/tasks.py", "ml/contracts.py")
 
 
 def _run(cmd: list[str]) -> str:

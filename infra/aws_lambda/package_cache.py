@@ -1,8 +1,8 @@
 """The API's Lambda zip for a deployment: built with :mod:`.package_build` when missing or stale, else reused.
 
 "Stale" is decided by content, never by file times: a digest of the build's inputs (every file under
-``api/``, the project files the zip ships (``ml/__init__.py``, ``ml/spec.py``, ``ml/contracts.py``),
-``uv.lock``, which pins every wheel, and the build module itself) is recorded next to the zip, in
+``api/``, the project files the zip ships (``ml/__init__.py``, ``ml/spec.py``, ``ml/tasks.py``,
+``ml/contracts.py``), ``uv.lock``, which pins every wheel, and the build module itself) is recorded next to the zip, in
 ``<zip>.inputs.json``, together with the zip's own SHA-256. The zip is rebuilt when it is missing, when
 that record is missing, when the inputs' digest differs, or when the zip no longer is the one recorded
 (replaced by hand). The check costs a few milliseconds (the zip is re-hashed only if its size or mtime

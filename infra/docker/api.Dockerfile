@@ -19,7 +19,7 @@ RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home app
 COPY --from=build /opt/venv /opt/venv
 COPY api /opt/mlops/src/api
-COPY ml/__init__.py ml/spec.py ml/contracts.py /opt/mlops/src/ml/
+COPY ml/__init__.py ml/spec.py ml/tasks.py ml/contracts.py /opt/mlops/src/ml/
 COPY ml/datasets /opt/mlops/src/ml/datasets
 # Bytecode compiled at build time: the code is not writable by the service user.
 RUN /opt/venv/bin/python -m compileall -q /opt/mlops/src

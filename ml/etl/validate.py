@@ -3,9 +3,11 @@
 Two passes, so each failing row gets a precise reason:
 
 1. parsing: every value is read as text and converted to its feature's type (a value that is not a
-   number, or not a recognisable boolean, fails here with the offending value);
+   number, not a whole number for an integer feature, or not a recognisable boolean, fails here with the
+   offending value); a regression target is parsed as a number;
 2. a pandera schema built from the spec checks types, ranges, allowed categories, missing values,
-   duplicate rows and target values, lazily, so every failure of every row is reported.
+   duplicate rows and target values (a class of the spec, or a number within the target's range),
+   lazily, so every failure of every row is reported.
 
 Rows with any failure go to ``quarantine/`` with their reasons; the others go to ``validated/``. Nothing
 is dropped silently: the report counts rows in = valid + quarantined. If more than the allowed fraction
@@ -24,6 +26,7 @@ from ml.contracts import RawManifest, RawPointer, ValidationReport
 from ml.etl.extract import latest_raw_key
 from ml.lake import Lake
 from ml.spec import DatasetSpec, FeatureKind, FeatureSpec
+from ml.tasks import TaskType
 
 TRUE_WORDS = frozenset({"true", "1", "1.0", "yes", "y", "t"})
 FALSE_WORDS = frozenset({"false", "0", "0.0", "no", "n", "f"})
@@ -40,7 +43,7 @@ def build_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
     columns: dict[str, pa.Column] = {}
     for feature in spec.features:
         columns[feature.name] = _column(feature)
-    columns[spec.target.name] = pa.Column(str, pa.Check.isin(list(spec.target.labels)), nullable=False, title="target")
+    columns[spec.target.name] = _target_column(spec)
     return pa.DataFrameSchema(
         columns,
         strict=False,
@@ -51,65 +54,100 @@ def build_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
     )
 
 
+def _range(minimum: float | None, maximum: float | None) -> list[pa.Check]:
+    if minimum is None and maximum is None:
+        return []
+    low = minimum if minimum is not None else float("-inf")
+    return [pa.Check.in_range(low, maximum if maximum is not None else float("inf"))]
+
+
 def _column(feature: FeatureSpec) -> pa.Column:
     if feature.kind is FeatureKind.NUMERIC:
-        checks = []
-        if feature.minimum is not None or feature.maximum is not None:
-            checks.append(
-                pa.Check.in_range(
-                    feature.minimum if feature.minimum is not None else float("-inf"),
-                    feature.maximum if feature.maximum is not None else float("inf"),
-                )
-            )
-        return pa.Column(float, checks, nullable=feature.nullable)
+        return pa.Column(float, _range(feature.minimum, feature.maximum), nullable=feature.nullable)
+    if feature.kind is FeatureKind.INTEGER:
+        return pa.Column("Int64", _range(feature.minimum, feature.maximum), nullable=feature.nullable)
     if feature.kind is FeatureKind.CATEGORICAL:
         return pa.Column(object, pa.Check.isin(list(feature.categories or ())), nullable=feature.nullable)
     return pa.Column("boolean", nullable=feature.nullable)
+
+
+def _target_column(spec: DatasetSpec) -> pa.Column:
+    target = spec.target
+    if spec.task is TaskType.REGRESSION:
+        return pa.Column(float, _range(target.minimum, target.maximum), nullable=False, title="target")
+    return pa.Column(str, pa.Check.isin(list(target.labels)), nullable=False, title="target")
+
+
+def _parse_number(text: pd.Series, present: pd.Series, name: str, whole: bool) -> tuple[pd.Series, dict[int, str]]:
+    """Text to numbers (``Int64`` when ``whole``); a reason for each value that is not a (whole) number."""
+    values = pd.to_numeric(text.where(present), errors="coerce").astype(float)
+    bad = {int(i): f"{name}: {text[i]!r} is not a number" for i in text.index[present & values.isna()]}
+    if not whole:
+        return values, bad
+    fractional = values.notna() & (values % 1 != 0)
+    bad |= {int(i): f"{name}: {text[i]!r} is not a whole number" for i in text.index[fractional]}
+    return values.where(~fractional).round().astype("Int64"), bad
+
+
+def _parse_boolean(text: pd.Series, present: pd.Series, name: str) -> tuple[pd.Series, dict[int, str]]:
+    lowered = text.where(present).astype("string").str.strip().str.lower()
+    values = pd.Series(pd.NA, index=text.index, dtype="boolean")
+    values[lowered.isin(TRUE_WORDS).fillna(False)] = True
+    values[lowered.isin(FALSE_WORDS).fillna(False)] = False
+    bad = {
+        int(i): f"{name}: {text[i]!r} is not a boolean (use true/false or 1/0)"
+        for i in text.index[present & values.isna()]
+    }
+    return values, bad
+
+
+def _parse_text(text: pd.Series, present: pd.Series) -> pd.Series:
+    values = text.where(present).map(lambda v: str(v).strip() if isinstance(v, str) else v)
+    return values.astype(object).where(present, None)
 
 
 def _parse(raw: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     """Convert text columns to their feature types; collect a reason for every value that does not parse."""
     reasons: dict[int, list[str]] = defaultdict(list)
     typed = pd.DataFrame(index=raw.index)
-    for feature in spec.features:
-        text = raw[feature.name]
+    kinds = [(f.name, f.kind) for f in spec.features]
+    target_kind = FeatureKind.NUMERIC if spec.task is TaskType.REGRESSION else FeatureKind.CATEGORICAL
+    for name, kind in [*kinds, (spec.target.name, target_kind)]:
+        text = raw[name]
         present = text.notna() & (text.astype(str).str.strip() != "")
-        if feature.kind is FeatureKind.NUMERIC:
-            values = pd.to_numeric(text.where(present), errors="coerce").astype(float)
-            bad = present & values.isna()
-            for idx in raw.index[bad]:
-                reasons[idx].append(f"{feature.name}: {text[idx]!r} is not a number")
-        elif feature.kind is FeatureKind.BOOLEAN:
-            lowered = text.where(present).astype("string").str.strip().str.lower()
-            values = pd.Series(pd.NA, index=raw.index, dtype="boolean")
-            values[lowered.isin(TRUE_WORDS).fillna(False)] = True
-            values[lowered.isin(FALSE_WORDS).fillna(False)] = False
-            bad = present & values.isna()
-            for idx in raw.index[bad]:
-                reasons[idx].append(f"{feature.name}: {text[idx]!r} is not a boolean (use true/false or 1/0)")
+        bad: dict[int, str] = {}
+        if kind.is_number:
+            values, bad = _parse_number(text, present, name, whole=kind is FeatureKind.INTEGER)
+        elif kind is FeatureKind.BOOLEAN:
+            values, bad = _parse_boolean(text, present, name)
         else:
-            values = text.where(present).map(lambda v: str(v).strip() if isinstance(v, str) else v)
-            values = values.astype(object).where(present, None)
-        typed[feature.name] = values
-    typed[spec.target.name] = raw[spec.target.name].astype(object).where(raw[spec.target.name].notna(), None)
+            values = _parse_text(text, present)
+        for idx, reason in bad.items():
+            reasons[idx].append(reason)
+        typed[name] = values
     return typed, reasons
 
 
 def _describe_failure(row: pd.Series, spec: DatasetSpec) -> str:
     check = str(row["check"])
     column = row["column"]
+    case = row["failure_case"]
     if check == "multiple_fields_uniqueness":
         return "duplicate of an earlier row"
     if check == "not_nullable":
         return f"{column}: missing value (not allowed for this field)"
     if column == spec.target.name and check.startswith("isin"):
-        return f"{column}: {row['failure_case']!r} is not a target class {list(spec.target.labels)}"
+        return f"{column}: {case!r} is not a target class {list(spec.target.labels)}"
     if check.startswith("in_range"):
-        feature = spec.feature(column)
-        return f"{column}: {row['failure_case']} is outside [{feature.minimum}, {feature.maximum}]"
+        bounds = spec.target if column == spec.target.name else spec.feature(column)
+        if isinstance(bounds, FeatureSpec) and bounds.kind is FeatureKind.INTEGER:
+            case = int(case)  # pandera reports the Int64 value as a float
+        return f"{column}: {case} is outside [{bounds.minimum}, {bounds.maximum}]"
     if check.startswith("isin"):
-        return f"{column}: {row['failure_case']!r} is not an allowed category"
-    return f"{column}: failed {check} with {row['failure_case']!r}"
+        coded = spec.feature(column).codes
+        known = f" (nor one of the codes {', '.join(coded)})" if coded else ""
+        return f"{column}: {case!r} is not an allowed category{known}"
+    return f"{column}: failed {check} with {case!r}"
 
 
 def check_frame(raw: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -3,7 +3,7 @@
 Training, evaluation and the prediction API all build the model input with :func:`to_matrix` (or, in
 the API, with the same rules on plain Python values), so the fitted pipeline never sees anything else:
 
-* numeric features: float64, missing = NaN;
+* numeric and integer features: float64, missing = NaN;
 * boolean features: 1.0 / 0.0, missing = NaN;
 * categorical features: ``str``, missing = NaN.
 
@@ -42,8 +42,22 @@ def to_matrix(frame: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
 
 
 def to_target(frame: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
-    """Encode the target column: 1 for the positive class, 0 for the other."""
-    return (frame[spec.target.name] == spec.target.positive_class).to_numpy(dtype=int)
+    """Encode the target column: a class's index in ``spec.target.labels``, or a regression's float value.
+
+    Binary: 1 is the positive class, 0 the other. A label that is not a class of the spec raises
+    ``ValueError`` (validation quarantines such rows, so this means the data bypassed it).
+    """
+    values = frame[spec.target.name]
+    if not spec.task.is_classification:
+        return pd.to_numeric(values, errors="raise").to_numpy(dtype=float)
+    index = {label: i for i, label in enumerate(spec.target.labels)}
+    unknown = sorted({str(v) for v in values if v not in index})
+    if unknown:
+        raise ValueError(
+            f"{spec.name}: target values {unknown[:5]} are not classes of the spec {list(index)}; "
+            "validate the data first (python -m ml validate) or add the classes to target.classes"
+        )
+    return values.map(index).to_numpy(dtype=int)
 
 
 def records_to_frame(records: list[dict[str, Any]], spec: DatasetSpec) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """The model pipeline: preprocessing by feature kind, then an estimator.
 
-A ColumnTransformer imputes and scales numeric features, imputes and one-hot encodes categorical ones
+A ColumnTransformer imputes and scales numeric and integer features, imputes and one-hot encodes categorical ones
 (ignoring unknown categories) and imputes booleans; columns are selected by position (see
 :mod:`ml.model.matrix`).
 """
@@ -24,7 +24,7 @@ def build_preprocessor(spec: DatasetSpec) -> ColumnTransformer:
         return [positions[f.name] for f in spec.features_of(kind)]
 
     branches = []
-    if numeric := cols(FeatureKind.NUMERIC):
+    if numeric := sorted(cols(FeatureKind.NUMERIC) + cols(FeatureKind.INTEGER)):
         branches.append(
             ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric)
         )

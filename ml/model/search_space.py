@@ -1,4 +1,9 @@
-"""The hyper-parameter search space: four model families and their main hyper-parameters.
+"""The hyper-parameter search space: four model families per kind of task and their main hyper-parameters.
+
+Classification (binary and multi-class): logistic regression, an RBF SVC, a random forest and histogram
+gradient boosting; all handle any number of classes and give probabilities (the SVC through Platt
+scaling). Regression: ridge, an RBF SVR (both on a standardised target, so their ranges do not depend on
+the target's unit), a random forest and histogram gradient boosting.
 
 :func:`suggest_params` asks an Optuna trial for a family and its parameters (flat, prefixed names such
 as ``svc__C`` so they log cleanly to MLflow); :func:`estimator_from_params` turns such a dict back into
@@ -13,9 +18,18 @@ from typing import Any
 import optuna
 from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.svm import SVC
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC, SVR
+
+from ml.tasks import MetricInfo, TaskType
 
 
 def _logreg(trial: optuna.Trial) -> dict[str, Any]:
@@ -51,6 +65,42 @@ def _hist_gradient_boosting(trial: optuna.Trial) -> dict[str, Any]:
     }
 
 
+def _ridge(trial: optuna.Trial) -> dict[str, Any]:
+    return {"alpha": trial.suggest_float("ridge__alpha", 1e-3, 1e3, log=True)}
+
+
+def _svr(trial: optuna.Trial) -> dict[str, Any]:
+    return {
+        "C": trial.suggest_float("svr__C", 1e-2, 1e2, log=True),
+        "gamma": trial.suggest_float("svr__gamma", 1e-4, 1.0, log=True),
+        "epsilon": trial.suggest_float("svr__epsilon", 1e-3, 1.0, log=True),  # in standard deviations of y
+    }
+
+
+def _random_forest_regressor(trial: optuna.Trial) -> dict[str, Any]:
+    return {
+        "n_estimators": trial.suggest_int("random_forest_regressor__n_estimators", 10, 100, step=10),
+        "max_depth": trial.suggest_int("random_forest_regressor__max_depth", 2, 12),
+        "min_samples_leaf": trial.suggest_int("random_forest_regressor__min_samples_leaf", 1, 16),
+        "max_features": trial.suggest_categorical("random_forest_regressor__max_features", [0.33, 0.66, 1.0]),
+    }
+
+
+def _hist_gradient_boosting_regressor(trial: optuna.Trial) -> dict[str, Any]:
+    prefix = "hist_gradient_boosting_regressor__"
+    return {
+        "learning_rate": trial.suggest_float(f"{prefix}learning_rate", 0.02, 0.3, log=True),
+        "max_iter": trial.suggest_int(f"{prefix}max_iter", 20, 150, step=10),
+        "max_leaf_nodes": trial.suggest_int(f"{prefix}max_leaf_nodes", 4, 31),
+        "min_samples_leaf": trial.suggest_int(f"{prefix}min_samples_leaf", 5, 40),
+        "l2_regularization": trial.suggest_float(f"{prefix}l2_regularization", 1e-6, 1.0, log=True),
+    }
+
+
+def _standardised_target(regressor: BaseEstimator) -> TransformedTargetRegressor:
+    return TransformedTargetRegressor(regressor=regressor, transformer=StandardScaler())
+
+
 def _weights(value: str) -> str | None:
     return None if value == "none" else value
 
@@ -72,14 +122,37 @@ BUILDERS: dict[str, Callable[[dict[str, Any], int, bool], BaseEstimator]] = {
     "hist_gradient_boosting": lambda p, seed, _: HistGradientBoostingClassifier(
         **p, early_stopping=False, random_state=seed
     ),
+    "ridge": lambda p, seed, _: _standardised_target(Ridge(alpha=p["alpha"], random_state=seed)),
+    "svr": lambda p, seed, _: _standardised_target(SVR(C=p["C"], gamma=p["gamma"], epsilon=p["epsilon"])),
+    "random_forest_regressor": lambda p, seed, _: RandomForestRegressor(**p, n_jobs=1, random_state=seed),
+    "hist_gradient_boosting_regressor": lambda p, seed, _: HistGradientBoostingRegressor(
+        **p, early_stopping=False, random_state=seed
+    ),
 }
 SUGGESTERS: dict[str, Callable[[optuna.Trial], dict[str, Any]]] = {
     "logreg": _logreg,
     "svc": _svc,
     "random_forest": _random_forest,
     "hist_gradient_boosting": _hist_gradient_boosting,
+    "ridge": _ridge,
+    "svr": _svr,
+    "random_forest_regressor": _random_forest_regressor,
+    "hist_gradient_boosting_regressor": _hist_gradient_boosting_regressor,
 }
-FAMILIES = tuple(SUGGESTERS)
+CLASSIFIERS = ("logreg", "svc", "random_forest", "hist_gradient_boosting")
+REGRESSORS = ("ridge", "svr", "random_forest_regressor", "hist_gradient_boosting_regressor")
+FAMILIES = CLASSIFIERS  # the binary (and historic) search space
+PROBABILITY_METRICS = frozenset({"log_loss", "roc_auc_ovr"})  # their scorers call predict_proba
+
+
+def families_for(task: TaskType) -> tuple[str, ...]:
+    """The model families searched for a task: the classifiers for binary and multi-class, else the regressors."""
+    return CLASSIFIERS if task.is_classification else REGRESSORS
+
+
+def needs_probability(metric: MetricInfo) -> bool:
+    """Whether cross-validating ``metric`` needs ``predict_proba`` (so the SVC must be calibrated in CV too)."""
+    return metric.name in PROBABILITY_METRICS
 
 
 def suggest_params(trial: optuna.Trial, families: tuple[str, ...] = FAMILIES) -> dict[str, Any]:
@@ -97,7 +170,7 @@ def estimator_from_params(params: dict[str, Any], seed: int, probability: bool =
     """
     family = params["family"]
     if family not in BUILDERS:
-        raise ValueError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
+        raise ValueError(f"unknown model family {family!r}; known: {', '.join(BUILDERS)}")
     prefix = f"{family}__"
     own = {k.removeprefix(prefix): v for k, v in params.items() if k.startswith(prefix)}
     return BUILDERS[family](own, seed, probability)

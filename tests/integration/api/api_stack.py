@@ -41,17 +41,15 @@ def train_champion(
         os.environ
         | stack.env
         | {
-            "MLOPS_MODEL_NAME": model_name,
-            "MLOPS_EXPERIMENT": f"{model_name}-experiment",
             "MLOPS_LAKE_BUCKET": f"lake-{abs(hash(model_name)) % 10**8}",
             "MLOPS_OPTUNA_STORAGE": f"sqlite:///{stack.root}/optuna.db",
             "MLOPS_N_TRIALS": str(n_trials),
             "MLOPS_CV_FOLDS": "3",
-            "MLOPS_MIN_CHAMPION_SCORE": str(min_champion_score),
             "PYTHONPATH": str(REPO),
         }
     )
     cmd = [sys.executable, "-m", "tests.integration.api.api_stack", "train", "--output", str(out)]
+    cmd += ["--model-name", model_name, "--min-score", str(min_champion_score)]
     if spec_json is not None:
         spec_file = stack.root / f"spec-{model_name}-{len(stack.trained)}.json"
         spec_file.write_text(spec_json)
@@ -66,8 +64,11 @@ def train_champion(
     return result
 
 
-def _train(spec_path: str | None, output: str) -> None:
-    """Child process: extract, validate, split, search and gate with the settings in the environment."""
+def _train(spec_path: str | None, output: str, model_name: str | None, min_score: float | None) -> None:
+    """Child process: extract, validate, split, search and gate with the settings in the environment.
+
+    ``model_name`` and ``min_score`` override the spec's registered model and first-model threshold.
+    """
     from ml.etl import extract, split, validate
     from ml.lake import Lake
     from ml.registry import register_and_gate
@@ -77,6 +78,8 @@ def _train(spec_path: str | None, output: str) -> None:
 
     settings = MLSettings()
     spec = parse_spec(Path(spec_path).read_text(), spec_path) if spec_path else get_spec(settings.dataset)
+    training = spec.training.model_copy(update={"min_champion_score": min_score}) if min_score is not None else None
+    spec = spec.model_copy(update={"model_name": model_name or spec.model_name, "training": training or spec.training})
     lake = Lake.from_env(settings.lake_bucket)
     lake.ensure_bucket()
     extract(spec, lake)
@@ -123,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     train = sub.add_parser("train", help="run the pipeline and the gate with the environment's settings")
     train.add_argument("--spec", help="dataset spec JSON file (default: MLOPS_DATASET's shipped spec)")
     train.add_argument("--output", required=True, help="where to write the result JSON")
+    train.add_argument("--model-name", help="registered model name (default: the spec's)")
+    train.add_argument("--min-score", type=float, help="first-model threshold (default: the spec's)")
     args = parser.parse_args(argv)
-    _train(args.spec, args.output)
+    _train(args.spec, args.output, args.model_name, args.min_score)
     return 0
 
 

@@ -64,7 +64,7 @@ def test_serves_the_champion(start_api_process: StartApi, champion: dict[str, An
         assert http.post("/predict", content=b"[", headers={"content-type": "application/json"}).status_code == 422
         metrics = http.get("/metrics").text
         assert 'mlops_api_requests_total{method="POST",path="/predict",status="200"} 1.0' in metrics
-        assert f"mlops_api_model_version {float(info['version'])}" in metrics
+        assert f'mlops_api_model_version{{model="breast_cancer"}} {float(info["version"])}' in metrics
         assert "Record" in http.get("/openapi.json").json()["components"]["schemas"]
     log_lines = [json.loads(line) for line in api.log.read_text().splitlines() if line.startswith("{")]
     requests = [line for line in log_lines if line.get("logger") == "api.request"]
@@ -114,7 +114,7 @@ def test_new_champion_with_another_schema_is_swapped_in_without_restart(
     assert stale.status_code == 422 and "income" in {d["field"] for d in stale.json()["detail"]}
     schema = http.get("/openapi.json").json()["components"]["schemas"]["Record"]
     assert set(schema["properties"]) == set(MIXED_RECORD)
-    assert 'mlops_api_model_checks_total{outcome="loaded"} 2.0' in http.get("/metrics").text
+    assert 'mlops_api_model_checks_total{model="breast_cancer",outcome="loaded"} 2.0' in http.get("/metrics").text
     http.close()
 
 
@@ -139,7 +139,7 @@ def test_ready_while_mlflow_is_away_and_back(
         assert http.post("/predict", json=breast_cancer_record()).status_code == 200  # keeps serving
         reload = http.post("/model/reload", headers=auth)
         assert reload.status_code == 503 and reload.json()["model"]["version"] == champion["decision"]["version"]
-        assert "mlops_api_registry_reachable 0.0" in http.get("/metrics").text
+        assert 'mlops_api_registry_reachable{model="breast_cancer"} 0.0' in http.get("/metrics").text
     finally:
         registry_stack.start_mlflow()
     wait_until(

@@ -122,7 +122,7 @@ def last_search(stack: Stack) -> SearchOutcome:
     settings = MLSettings()
     with logged_in(stack):
         client = MlflowClient(tracking_uri=stack.url(catalog.MLFLOW))
-        experiment = client.get_experiment_by_name(settings.dataset)  # a dataset's experiment is its name
+        experiment = client.get_experiment_by_name(settings.dataset)  # a spec's experiment is its name
         search = f"tags.`{SearchRunTags.tag_key('kind')}` = 'search'"
         (parent,) = client.search_runs([experiment.experiment_id], search, order_by=["start_time DESC"], max_results=1)
         children = len(child_runs(client, parent.info.run_id))

@@ -25,6 +25,7 @@ from infra.aws_lambda import local_service, localstack_deploy, localstack_endpoi
 from infra.aws_lambda.spec import LAMBDA, function_environment, source_code_hash
 from infra.local.quickstart import sample_request, wait_until_served
 from ml.settings import MLSettings
+from ml.spec import get_spec
 from tests.integration.localstack.lambda_stack import (
     ENDPOINT_NAMES,
     LambdaStack,
@@ -206,7 +207,7 @@ def test_a_new_champion_is_served_after_the_next_cold_start(lambda_stack: Lambda
     print(f"Function URL: cold start {cold:.2f} s, warm median {statistics.median(warm) * 1000:.1f} ms")
 
     client = MlflowClient(tracking_uri=stack.url(catalog.MLFLOW))
-    name = str(SETTINGS.model_name)
+    name = get_spec(SETTINGS.dataset).registered_model
     current = client.get_model_version(name, ls.champion)
     new = client.create_model_version(
         name,

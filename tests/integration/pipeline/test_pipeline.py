@@ -15,7 +15,7 @@ from dags.pipeline_ids import pipeline, processed_asset_name
 from infra import catalog
 from infra.local import Stack
 from infra.local.quickstart import QuickstartResult, champion_version, sample_request, wait_until_served
-from ml.contracts import GateTags
+from ml.contracts import GateTags, RegisteredModelTags
 from ml.settings import MLSettings
 from ml.spec import get_spec
 from ml.tracking import child_runs
@@ -109,7 +109,8 @@ def test_each_dataset_has_its_champion_registered_with_aliases(
     gate = GateTags.from_tags(version.tags)
     assert gate.promoted and gate.metric == spec.metric.name
     assert spec.metric.meets(gate.challenger_score, spec.min_champion_score)
-    assert mlflow_client.get_registered_model(spec.registered_model).tags.get("mlops.dataset") == dataset
+    registered = RegisteredModelTags.from_tags(mlflow_client.get_registered_model(spec.registered_model).tags)
+    assert (registered.dataset, str(registered.task)) == (dataset, spec.task.value)  # how the API discovers it
     metrics = mlflow_client.get_run(version.run_id).data.metrics
     assert report.test_score == pytest.approx(metrics[f"test_{spec.metric.name}"])
     assert report.line().startswith(dataset) and f"v{report.champion} champion" in report.line()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from api.model_fleet import ModelFleet
 from api.model_store import ModelStore
+from api.registry_catalog import CatalogEntry
 from api.settings import ApiSettings
 from tests.datasets import breast_cancer_frame, mixed_frame, mixed_spec, save_model, typed_mixed_frame
-from tests.unit.api.fakes import FakeRegistry
+from tests.unit.api.fakes import FakeCatalog, FakeRegistry
+from tests.unit.api.task_models import save_task_models
 
 ADMIN_KEY = "test-admin-key"
 
@@ -82,3 +86,62 @@ def make_client(registry: FakeRegistry) -> Iterator[ClientFactory]:
 def client(make_client: ClientFactory) -> TestClient:
     """A client of the app serving version 1 of the fake registry."""
     return make_client()
+
+
+@pytest.fixture(scope="session")
+def task_model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Wine (multi-class: logistic regression, random forest) and diabetes (regression: ridge), saved once."""
+    return save_task_models(tmp_path_factory.mktemp("task_models"))
+
+
+@dataclass
+class FleetWorld:
+    """A fake registry per registered model, a fake catalog listing them, and the clients built on them."""
+
+    registries: dict[str, FakeRegistry]
+    catalog: FakeCatalog
+    make: Callable[..., TestClient]
+
+    def fleet(self, client: TestClient) -> ModelFleet:
+        """The fleet behind ``client``."""
+        fleet: ModelFleet = client.app.state.fleet  # type: ignore[attr-defined]
+        return fleet
+
+
+@pytest.fixture
+def fleet_world(model_dirs: dict[str, Path], task_model_dirs: dict[str, Path]) -> Iterator[FleetWorld]:
+    """Three models: breast_cancer (the default, ``test_model``), wine and diabetes, each with a champion."""
+    registries = {
+        "test_model": FakeRegistry("test_model"),
+        "wine_classifier": FakeRegistry("wine_classifier"),
+        "diabetes_regressor": FakeRegistry("diabetes_regressor"),
+    }
+    registries["test_model"].publish("1", model_dirs["bc_logreg"])
+    registries["wine_classifier"].publish("1", task_model_dirs["wine"])
+    registries["diabetes_regressor"].publish("1", task_model_dirs["diabetes"])
+    catalog = FakeCatalog(
+        [
+            CatalogEntry("breast_cancer", "test_model", "binary", "1"),
+            CatalogEntry("wine", "wine_classifier", "multiclass", "1"),
+            CatalogEntry("diabetes", "diabetes_regressor", "regression", "1"),
+        ]
+    )
+    clients: list[TestClient] = []
+
+    def make(list_cache: Any = lambda _: [], **overrides: Any) -> TestClient:
+        settings = make_settings(**overrides)
+        fleet = ModelFleet(
+            settings,
+            catalog=catalog,
+            store_factory=lambda s: ModelStore(s, registries[s.model_name]),
+            list_cache=list_cache,
+        )
+        client = TestClient(create_app(settings, fleet=fleet), raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        assert fleet.wait_for_discovery(30)
+        return client
+
+    yield FleetWorld(registries, catalog, make)
+    for client in clients:
+        client.__exit__(None, None, None)

@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+from api.registry_catalog import CatalogEntry
 from api.registry_client import ModelNotFoundError, ModelRef, RegistryUnavailableError
 from ml.contracts import ModelVersionTags
 
@@ -68,3 +69,18 @@ class FakeRegistry:
         if self.down:
             raise RegistryUnavailableError("cannot reach the artifact store: connection refused")
         return (self.versions[ref.version] / filename).read_bytes()
+
+
+class FakeCatalog:
+    """Implements :class:`api.registry_catalog.ModelCatalog`: the registered models tests put in ``entries``."""
+
+    def __init__(self, entries: list[CatalogEntry] | None = None) -> None:
+        self.entries = list(entries or [])
+        self.down = False
+        self.calls = 0
+
+    def list_models(self) -> list[CatalogEntry]:
+        self.calls += 1
+        if self.down:
+            raise RegistryUnavailableError("cannot reach MLflow at http://fake: connection refused")
+        return list(self.entries)

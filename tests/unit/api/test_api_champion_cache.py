@@ -104,7 +104,7 @@ def test_a_new_instance_serves_the_cached_champion_while_the_registry_is_down(
         assert body["model"]["registry_confirmed_at"] is None
         info = client.get("/model").json()
         assert info["loaded_from"]["kind"] == "cache" and info["registry"]["reachable"] is False
-        assert "mlops_api_model_from_cache 1.0" in client.get("/metrics").text
+        assert 'mlops_api_model_from_cache{model="breast_cancer"} 1.0' in client.get("/metrics").text
 
 
 def test_an_instance_without_a_local_copy_serves_the_s3_copy_and_keeps_it_locally(

@@ -82,19 +82,20 @@ def test_metrics_count_requests_latencies_classes_and_the_model(
     assert 'mlops_api_requests_total{method="GET",path="other",status="404"} 1.0' in text
     assert 'mlops_api_request_duration_seconds_count{path="/predict"} 5.0' in text
     assert 'mlops_api_request_duration_seconds_bucket{le="0.001",path="/predict"}' in text
-    assert f'mlops_api_predictions_total{{label="{label}"}} 9.0' in text
-    assert "mlops_api_model_version 1.0" in text
+    assert f'mlops_api_predictions_total{{label="{label}",model="breast_cancer"}} 9.0' in text
+    assert 'mlops_api_model_version{model="breast_cancer"} 1.0' in text
     assert (
-        'mlops_api_model_info{alias="champion",model_id="m-1",name="test_model",run_id="run-1",version="1"} 1.0' in text
+        'mlops_api_model_info{alias="champion",model="breast_cancer",model_id="m-1",name="test_model",'
+        'run_id="run-1",version="1"} 1.0' in text
     )
-    assert "mlops_api_model_loaded 1.0" in text
-    assert "mlops_api_registry_reachable 1.0" in text
-    assert 'mlops_api_model_checks_total{outcome="loaded"} 1.0' in text
+    assert 'mlops_api_model_loaded{model="breast_cancer"} 1.0' in text
+    assert 'mlops_api_registry_reachable{model="breast_cancer"} 1.0' in text
+    assert 'mlops_api_model_checks_total{model="breast_cancer",outcome="loaded"} 1.0' in text
 
     registry.publish("2", model_dirs["bc_hgb"])
     client.post("/model/reload", headers={"X-API-Key": ADMIN_KEY})
     text = client.get("/metrics").text
-    assert "mlops_api_model_version 2.0" in text
+    assert 'mlops_api_model_version{model="breast_cancer"} 2.0' in text
     assert 'version="1"' not in text.split("mlops_api_model_info", 1)[1].split("# HELP", 1)[0]
 
 

@@ -29,6 +29,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (root / "ml" / "__init__.py").write_text("")
     (root / "ml" / "spec.py").write_text("SPEC = 1\n")
     (root / "ml" / "contracts.py").write_text("CONTRACT = 1\n")
+    (root / "ml" / "tasks.py").write_text("TASKS = 1\n")
     (root / "uv.lock").write_text("version = 1\n")
     (root / "infra" / "aws_lambda").mkdir(parents=True)
     (root / "infra" / "aws_lambda" / "package_build.py").write_text("BUILD = 1\n")
@@ -57,6 +58,7 @@ def test_inputs_are_the_api_the_shipped_ml_files_the_lock_and_the_builder(repo: 
         "ml/__init__.py",
         "ml/contracts.py",
         "ml/spec.py",
+        "ml/tasks.py",
         "uv.lock",
     ]
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pytest
 
 from ml.lake import Lake
 from ml.settings import MLSettings
+from ml.spec import DatasetSpec, TrainingSpec
 from tests.support.mlflow_server import start_mlflow_server
 from tests.support.moto_s3 import running_moto_s3
 
@@ -34,7 +36,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def ml_env(
     s3_server: str, mlflow_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> MLSettings:
-    """Environment for one test: its own bucket, experiment, model name and Optuna SQLite file."""
+    """Environment for one test: its own bucket and Optuna SQLite file (see :func:`isolated` for the model)."""
     name = request.node.name.replace("[", "_").replace("]", "").lower()[:40]
     values = {
         "AWS_ENDPOINT_URL_S3": s3_server,
@@ -43,8 +45,6 @@ def ml_env(
         "AWS_DEFAULT_REGION": "us-east-1",
         "MLFLOW_TRACKING_URI": mlflow_server,
         "MLOPS_LAKE_BUCKET": f"lake-{abs(hash(name)) % 10**8}",
-        "MLOPS_EXPERIMENT": f"exp-{name}-{time.time_ns()}",
-        "MLOPS_MODEL_NAME": f"model-{name}-{time.time_ns()}",
         "MLOPS_OPTUNA_STORAGE": f"sqlite:///{tmp_path}/optuna.db",
         "MLOPS_N_TRIALS": "6",
         "MLOPS_CV_FOLDS": "3",
@@ -54,6 +54,17 @@ def ml_env(
     # An earlier test may have set a process-wide tracking URI, which wins over the environment.
     mlflow.set_tracking_uri(mlflow_server)
     return MLSettings()
+
+
+def isolated(spec: DatasetSpec, **training: Any) -> DatasetSpec:
+    """``spec`` with a registered model of its own, so tests sharing the MLflow server do not meet.
+
+    ``training`` overrides the spec's training section (metric, min_champion_score, promotion_margin).
+    """
+    update: dict[str, Any] = {"model_name": f"{spec.name}_model_{time.time_ns()}"}
+    if training:
+        update["training"] = TrainingSpec(**(spec.training.model_dump(exclude_unset=True) | training))
+    return spec.model_copy(update=update)
 
 
 @pytest.fixture

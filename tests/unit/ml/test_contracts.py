@@ -13,12 +13,15 @@ from pydantic import ValidationError
 
 from ml import contracts
 from ml.contracts import (
+    DATASET_TAG,
+    TASK_TAG,
     GateDecision,
     GateTags,
     ModelMetadata,
     ModelVersionTags,
     RawManifest,
     RawPointer,
+    RegisteredModelTags,
     SearchHandle,
     SearchOutcomeTags,
     SearchPlan,
@@ -28,6 +31,7 @@ from ml.contracts import (
     SplitPointer,
     ValidationReport,
     WorkerReport,
+    dataset_filter,
 )
 
 SHA = "ab" * 32
@@ -68,6 +72,12 @@ SPLIT = {
     "train": "s3://lake/processed/breast_cancer/v-0123456789ab/train.parquet",
     "test": "s3://lake/processed/breast_cancer/v-0123456789ab/test.parquet",
 }
+SUMMARY = {"count": 353, "mean": 152.1, "std": 77.0, "min": 25.0, "q25": 87.0, "median": 140.0, "q75": 211.0,
+           "max": 346.0}  # fmt: skip
+REGRESSION_SPLIT = {k: v for k, v in SPLIT.items() if k != "class_balance"} | {
+    "dataset": "diabetes",
+    "target_summary": {"train": SUMMARY, "test": SUMMARY | {"count": 89}},
+}
 HANDLE = {
     "study_name": "breast_cancer-manual__2026",
     "parent_run_id": "0" * 32,
@@ -97,6 +107,7 @@ RESULT = {
         (ValidationReport, REPORT),
         (ValidationReport, REPORT | {"quarantine": None, "rows_quarantined": 0, "failures_by_field": {}}),
         (SplitManifest, SPLIT),
+        (SplitManifest, REGRESSION_SPLIT),
         (SplitPointer, {"manifest": HANDLE["split_manifest"], "data_version": "v-0123456789ab"}),
         (SearchHandle, HANDLE),
         (SearchPlan, HANDLE | {"n_trials": 60}),
@@ -111,7 +122,8 @@ def test_documents_round_trip_unchanged(model: type[contracts.Contract], documen
     assert dumped == document
     assert json.dumps(dumped, sort_keys=True) == json.dumps(document, sort_keys=True)  # the lake's bytes
     assert model.model_validate_json(json.dumps(dumped)) == parsed
-    assert list(dumped) == list(model.model_fields)
+    # every field in declaration order; a split leaves out the one of class balance and target summary it lacks
+    assert list(dumped) == [f for f in model.model_fields if f in document]
 
 
 def test_the_xcom_field_names_are_the_wire_format() -> None:
@@ -124,12 +136,13 @@ def test_the_xcom_field_names_are_the_wire_format() -> None:
     ]  # fmt: skip
     assert list(SplitManifest.model_fields) == [
         "dataset", "data_version", "schema_hash", "raw_sha256", "seed", "test_size", "rows", "class_balance",
-        "train", "test",
+        "train", "test", "target_summary",
     ]  # fmt: skip
+    assert "target_summary" not in SplitManifest.model_validate(SPLIT).model_dump(mode="json")  # as before
     assert list(SearchPlan.model_fields) == [*HANDLE, "n_trials"]
     assert list(GateDecision.model_fields) == [
         "model_name", "version", "promoted", "reason", "metric", "challenger_score", "champion_score",
-        "champion_version", "data_version",
+        "champion_version", "data_version", "direction", "min_score", "margin",
     ]  # fmt: skip
 
 
@@ -225,6 +238,30 @@ def test_gate_tags_wire_format_and_round_trip() -> None:
     assert back.promoted and back.challenger_score == 0.97 and back.champion_version == "1"
 
 
+def test_gate_tags_record_the_direction_before_the_decision() -> None:
+    gate = GateTags(
+        metric="rmse", reason="test rmse 70.2 is above the first-model threshold 65", challenger_score=70.2,
+        min_score=65.0, margin=0.5, data_version="v-1", direction="minimize", decision="rejected",
+    )  # fmt: skip
+    tags = gate.to_tags()
+    assert tags["gate.direction"] == "minimize" and tags["gate.min_score"] == "65.0"
+    assert list(tags)[-1] == "gate.decision"
+    assert GateTags.from_tags(tags).direction == "minimize"
+    with pytest.raises(ValidationError, match="direction"):
+        GateTags.from_tags(tags | {"gate.direction": "sideways"})
+
+
+def test_registered_model_tags_are_the_api_discovery_keys() -> None:
+    tags = RegisteredModelTags(dataset="wine", task="multiclass").to_tags()
+    assert (
+        tags == {DATASET_TAG: "wine", TASK_TAG: "multiclass"} == {"mlops.dataset": "wine", "mlops.task": "multiclass"}
+    )
+    assert RegisteredModelTags.from_tags(tags | {"mlops.model_id": "m"}).task == "multiclass"
+    assert dataset_filter("wine") == "tags.`mlops.dataset` = 'wine'"
+    with pytest.raises(ValidationError, match="task"):
+        RegisteredModelTags.from_tags({DATASET_TAG: "x", TASK_TAG: "ranking"})
+
+
 def test_gate_tags_write_none_for_a_missing_champion() -> None:
     gate = GateTags(
         metric="f1", reason="first model", challenger_score=0.5, champion_score=None, champion_version=None,
@@ -268,13 +305,15 @@ def test_tag_key_refuses_an_unknown_field() -> None:
 # ------------------------------------------------------------------------------------------------- model metadata
 def test_model_metadata_round_trip_and_older_models() -> None:
     metadata = {
-        "dataset_spec": {"name": "breast_cancer"}, "data_version": "v-1", "schema_hash": "abc", "metric": "f1",
-        "cv_score": 0.9, "test_metrics": {"f1": 0.9}, "family": "logreg",
+        "dataset_spec": {"name": "breast_cancer"}, "data_version": "v-1", "schema_hash": "abc", "task": "binary",
+        "metric": "f1", "cv_score": 0.9, "test_metrics": {"f1": 0.9}, "family": "logreg",
     }  # fmt: skip
     parsed = ModelMetadata.model_validate(metadata)
     assert parsed.model_dump(mode="json") == metadata
     older = ModelMetadata.model_validate({"dataset_spec": {"name": "x"}, "data_version": "v-2", "other": 1})
-    assert (older.data_version, older.family, older.test_metrics) == ("v-2", None, None)
+    assert (older.data_version, older.family, older.test_metrics, older.task) == ("v-2", None, None, None)
+    with pytest.raises(ValidationError, match="task"):
+        ModelMetadata.model_validate(metadata | {"task": "clustering"})
     with pytest.raises(ValidationError, match=r"dataset_spec\n  Field required"):
         ModelMetadata.model_validate({"data_version": "v-1"})
     with pytest.raises(ValidationError, match=r"cv_score\n  Input should be a valid number"):

@@ -13,6 +13,7 @@ from ml.settings import MLSettings
 from ml.spec import get_spec
 from ml.tracking import PARENT_TAG, ChildRunLogger, child_runs
 from tests.datasets import write_dataset
+from tests.unit.ml.conftest import isolated
 
 
 def land(spec, lake: Lake, settings: MLSettings) -> None:
@@ -34,7 +35,14 @@ def test_mixed_type_dataset_trains_end_to_end(tmp_path, lake: Lake, ml_env: MLSe
     assert parent.data.params["data_version"] == result.data_version
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "figures")}
     assert artifacts == {
-        f"figures/{n}.png" for n in ("optimisation_history", "param_importances", "confusion_matrix", "roc_curve")
+        f"figures/{n}.png"
+        for n in (
+            "optimisation_history",
+            "param_importances",
+            "confusion_matrix",
+            "roc_curve",
+            "precision_recall_curve",
+        )
     }
     info = mlflow.models.get_model_info(result.model_uri)
     assert info.metadata["dataset_spec"]["name"] == "loan_demo"
@@ -116,8 +124,8 @@ def test_worker_stops_at_the_budget(lake: Lake, ml_env: MLSettings) -> None:
 
 @pytest.mark.parametrize("metric", ["roc_auc", "accuracy"])
 def test_metric_is_configurable(lake: Lake, ml_env: MLSettings, metric: str) -> None:
-    spec = get_spec("breast_cancer")
-    settings = ml_env.model_copy(update={"metric": metric, "n_trials": 3})
+    spec = isolated(get_spec("breast_cancer"), metric=metric)
+    settings = ml_env.model_copy(update={"n_trials": 3})
     land(spec, lake, settings)
     result = run_search(spec, settings, lake).result
     assert result is not None

@@ -45,8 +45,8 @@ def _stalling_worker(handle: dict[str, str], env: dict[str, str], worker: int, s
     sample = ml.search.suggest_params
     stalled: list[int] = []
 
-    def suggest(trial: optuna.Trial) -> dict[str, Any]:
-        params = sample(trial)
+    def suggest(trial: optuna.Trial, *args: Any) -> dict[str, Any]:
+        params = sample(trial, *args)
         if not stalled:
             stalled.append(trial.number)
             trial.set_user_attr(PID_ATTR, os.getpid())
