@@ -299,5 +299,8 @@ def _answer(answer: dict[str, Any]) -> str:
             f" (p={answer['probability']:.3f})" if answer.get("probability") is not None else ""
         )
     else:
-        said = f"{answer.get('value', answer.get('prediction'))}"
+        value = answer.get("value", answer.get("prediction"))
+        said = f"{value:.4g}" if isinstance(value, float) else str(value)
+        if answer.get("unit"):
+            said += f" {answer['unit']}"
     return f"{said} from {model.get('name')} v{model.get('version')} @{model.get('alias')}"

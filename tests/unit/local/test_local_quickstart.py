@@ -85,6 +85,11 @@ class FakeAirflow:
     def wait_for_new_dag_run(self, dag_id: str, after: datetime, timeout: float) -> str:
         return f"asset_triggered__{dag_id}"
 
+    def get_dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        if self.final[dag_id] == "timeout":
+            return {"state": "running", "start_date": "2026-11-30T10:00:00Z", "end_date": None}
+        return {"state": self.final[dag_id], "start_date": "2026-11-30T10:00:00Z", "end_date": "2026-11-30T10:00:42.5Z"}
+
 
 class FakeStack:
     def __init__(self, af: FakeAirflow) -> None:
@@ -106,6 +111,16 @@ def test_pipelines_are_triggered_together_and_followed_independently() -> None:
         ("etl_c", "success"), ("training_c", "timed out"),
     ]  # fmt: skip
     assert "wait training_a" not in af.events
+    assert [r.seconds for r in results] == [42.5, 0.0, 42.5, 42.5, 42.5, 0.0]  # Airflow's clock, not our waits
+
+
+def test_a_prediction_answer_in_a_few_words() -> None:
+    model = {"name": "diabetes_regressor", "version": "2", "alias": "champion"}
+    assert quickstart._answer({"value": 160.89334106594498, "unit": "points", "model": model}) == (
+        "160.9 points from diabetes_regressor v2 @champion"
+    )
+    wine = {"label": "barolo", "probability": 0.4339, "model": model | {"name": "wine_classifier"}}
+    assert quickstart._answer(wine) == "barolo (p=0.434) from wine_classifier v2 @champion"
 
 
 def test_the_pipeline_command_runs_every_active_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
