@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SETUP_HINT = "run `make up` or trigger the mlops_training DAG"
+DEFAULT_SETUP_HINT = "run `make up`, or trigger the dataset's etl_<dataset> DAG (its training_<dataset> DAG follows)"
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 # AWS Lambda refuses synchronous invocations whose request payload exceeds 6 MB (6,291,456 bytes): behind a
 # Function URL or API Gateway no larger body reaches the function, so the function refuses the same ones.

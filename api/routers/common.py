@@ -31,8 +31,8 @@ def unknown_model_response(fleet: ModelFleet, name: str) -> Response:
         {
             "detail": f"No model named {name[:100]!r}. Served models: {', '.join(names) or 'none'}.",
             "hint": (
-                "GET /models lists them. To serve a new one, add its dataset spec (ml/datasets/<name>.yaml) and run "
-                "its DAGs (mlops_etl, then mlops_training for that dataset): the service finds the registered model "
+                "GET /models lists them. To serve a new one, add its dataset spec (ml/datasets/<name>.yaml) and "
+                "trigger its ETL DAG (etl_<name>; training_<name> follows): the service finds the registered model "
                 f"within {fleet.settings.poll_interval_s:g} s."
             ),
             "models": names,

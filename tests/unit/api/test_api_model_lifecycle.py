@@ -27,7 +27,7 @@ def test_without_a_model_every_model_route_answers_503_with_a_hint(make_client: 
         assert response.status_code == 503, (path, response.text)
         payload = response.json()
         assert "holds the alias 'champion'" in payload["detail"]
-        assert "make up" in payload["hint"] and "mlops_training" in payload["hint"]
+        assert "make up" in payload["hint"] and "etl_<dataset>" in payload["hint"]
         assert response.headers["retry-after"]
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready")
