@@ -91,7 +91,10 @@ def test_one_parent_run_with_a_child_per_trial(trained_stack, mlflow_client: Mlf
     parent = parents[0]
     children = child_runs(mlflow_client, parent.info.run_id)
     assert len(children) == TRIAL_BUDGET == int(parent.data.params["n_trials"])
-    assert {c.data.tags["worker"] for c in children} == {str(w) for w in range(SETTINGS.tuning_workers)}
+    # Every trial names the mapped tune task that ran it. Not necessarily both: with three searches on two
+    # cores, one worker may use up a 16-trial budget before the other's task starts (nothing is lost).
+    workers = {c.data.tags["worker"] for c in children}
+    assert workers and workers <= {str(w) for w in range(SETTINGS.tuning_workers)}
     assert mlflow_client.list_artifacts(parent.info.run_id, "figures")
 
 
@@ -105,7 +108,7 @@ def test_each_dataset_has_its_champion_registered_with_aliases(
     assert report.champion is not None, report.line()
     version = mlflow_client.get_model_version_by_alias(spec.registered_model, "champion")
     assert version.version == report.champion
-    assert "challenger" in mlflow_client.get_registered_model(spec.registered_model).aliases
+    assert "challenger" not in mlflow_client.get_registered_model(spec.registered_model).aliases  # promoted
     gate = GateTags.from_tags(version.tags)
     assert gate.promoted and gate.metric == spec.metric.name
     assert spec.metric.meets(gate.challenger_score, spec.min_champion_score)
