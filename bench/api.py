@@ -26,10 +26,11 @@ Provisioning: moto S3 + a real MLflow server (SQLite) + a champion trained by th
 unless ``MLOPS_BENCH_TRACKING_URI`` names an MLflow server (then ``MLOPS_BENCH_MODEL_NAME``, default
 ``breast_cancer_classifier``, and the S3/AWS variables of the environment are used).
 
-Usage: ``python bench/api.py [--duration 5] [--concurrency 1,8,64] [--skip-lambda] [--json out.json]``
+Usage: ``python bench/api.py [--duration 5] [--concurrency 1,8,64] [--skip-lambda] [--skip-models] [--json out.json]``
 
-Several models side by side (the model fleet: breast cancer, wine, diabetes) against the one-model service of
-the same run, per model: ``python bench/api_models.py`` (it reuses this file's load generator and CPU placement).
+Last, it runs ``bench/api_models.py`` (unless ``--skip-models``): three champions side by side (breast cancer,
+wine, diabetes) against the one-model service in the same run, single-record and 1,000-record latency per
+model as ratios (it reuses this file's load generator and CPU placement; also runnable on its own).
 """
 
 from __future__ import annotations
@@ -464,6 +465,9 @@ def main_bench(args: argparse.Namespace) -> int:
             results["lambda"] = bench_lambda(env, name, work, args.lambda_invocations, args.cold_runs)
         results["load_after"] = os.getloadavg()
         print(report(results))
+        if not args.skip_models:
+            models = [sys.executable, str(Path(__file__).with_name("api_models.py")), "--duration", str(args.duration)]
+            subprocess.run(models, check=True)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2))
         return 0
@@ -526,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         "`make up` would serve)",
     )
     parser.add_argument("--skip-lambda", action="store_true", help="leave out the Lambda measurements")
+    parser.add_argument("--skip-models", action="store_true", help="leave out the many-models comparison")
     parser.add_argument("--cold-runs", type=int, default=3, help="Lambda cold starts to measure (default 3)")
     parser.add_argument("--lambda-invocations", type=int, default=200, help="warm Lambda invocations (default 200)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and client to CPUs")

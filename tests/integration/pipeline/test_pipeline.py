@@ -204,3 +204,59 @@ def test_down_then_up_keeps_everything(trained_stack, mlflow_client: MlflowClien
         ),
         timeout=180,
     )
+
+
+def _records(frame, spec) -> list[dict]:
+    """Rows of a split as JSON records (None for missing values, ints for integer features)."""
+    records = frame[spec.feature_names].astype(object).where(frame[spec.feature_names].notna(), None)
+    integer = [f.name for f in spec.features if f.kind.value == "integer"]
+    rows = records.to_dict("records")
+    for row in rows:
+        for name in integer:
+            row[name] = None if row[name] is None else int(row[name])
+    return rows
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_each_model_answers_what_its_registered_champion_predicts(
+    trained_stack, monkeypatch: pytest.MonkeyPatch, dataset: str
+) -> None:
+    """The API's batch answer for the test split equals the champion's own predictions, loaded from MLflow."""
+    import mlflow
+    import mlflow.sklearn
+
+    from ml.etl.split import load_split
+    from ml.lake import Lake
+
+    stack, _ = trained_stack
+    spec = SPECS[dataset]
+    for key, value in stack.client_env().items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    mlflow.set_tracking_uri(stack.url(catalog.MLFLOW))
+    model = mlflow.sklearn.load_model(f"models:/{spec.registered_model}@champion")
+    _, test, _ = load_split(spec, Lake.from_env(SETTINGS.lake_bucket))
+    test = test.head(40)
+    answer = httpx.post(
+        stack.url(catalog.API, f"/models/{dataset}/predict/batch"), json={"records": _records(test, spec)}, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    served = answer.json()["predictions"]
+    assert len(served) == len(test)
+    x = test[spec.feature_names]
+    if spec.task.is_classification:
+        labels = spec.target.labels
+        expected = model.predict_proba(x)
+        for row, probabilities in zip(served, expected, strict=True):
+            assert row["probabilities"] == pytest.approx(dict(zip(labels, probabilities, strict=True)), abs=1e-9)
+            assert row["label"] == labels[int(probabilities.argmax())]
+    else:
+        assert [row["value"] for row in served] == pytest.approx(list(model.predict(x)), rel=1e-9, abs=1e-9)
+
+
+def test_an_unknown_model_is_a_404_that_lists_the_models(trained_stack) -> None:
+    stack, _ = trained_stack
+    answer = httpx.post(stack.url(catalog.API, "/models/no_such_model/predict"), json={}, timeout=10)
+    assert answer.status_code == 404
+    body = answer.json()
+    assert set(body["models"]) >= set(DATASETS) and all(d in body["detail"] for d in DATASETS)
