@@ -123,7 +123,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     except Exception as exc:  # MLflow or S3 unreachable, no split in the lake...: say what failed
         print(f"gate: {spec.registered_model}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    verdict = "promoted to champion" if decision.promoted else "not promoted (stays challenger)"
+    verdict = "champion" if decision.promoted else "not promoted (stays challenger)"
     print(f"{decision.model_name} v{decision.version}: {verdict}")
     print(f"reason: {decision.reason}")
     return 0

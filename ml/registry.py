@@ -177,8 +177,11 @@ def gate_version(
     if champion is None:
         verdict = decide_first(spec, challenger_score)
     elif str(champion.version) == str(version.version):  # re-gating the champion itself
+        today = decide_first(spec, challenger_score).reason
         verdict = Verdict(
-            True, f"v{version.version} is the champion already; " + decide_first(spec, challenger_score).reason
+            True,
+            f"v{version.version} is the champion already and stays champion (a champion is only replaced by a "
+            f"better version, never removed); against the spec as it is now: {today}",
         )
         champion = None
     else:

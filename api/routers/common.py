@@ -50,8 +50,9 @@ def _gated_out(entry: CatalogEntry, name: str) -> tuple[str, str] | None:
         f"version {gate.version}: {gate.reason}"
     )
     hint = (
-        f"Train a better model, or lower training.min_champion_score in ml/datasets/{name}.yaml, then run "
-        f"`python -m ml gate {name}`; the service picks the champion up on its next check "
+        f"Train a better model, or relax training.min_champion_score in ml/datasets/{name}.yaml and re-run the gate "
+        f"on that version: `make gate ARGS={name}` (or `python -m ml gate {name}` with the training pipeline's "
+        "MLflow login); the service picks the champion up on its next check "
         f"(or POST /models/{name}/reload)."
     )
     return detail, hint

@@ -127,7 +127,7 @@ def test_gate_reruns_with_the_specs_current_threshold(tmp_path, lake, ml_env, la
     assert cli.main(["gate", str(spec_file(tmp_path, spec.registered_model, min_champion_score=65)),
                      "--version", gated_out.version]) == 0  # fmt: skip
     out = capsys.readouterr().out
-    assert f"v{gated_out.version}: promoted to champion" in out and "within the first-model threshold 65" in out
+    assert f"v{gated_out.version}: champion" in out and "within the first-model threshold 65" in out
     assert aliases(spec.registered_model) == {CHAMPION: gated_out.version}
     tags = MlflowClient().get_model_version(spec.registered_model, gated_out.version).tags
     assert tags["gate.decision"] == "promoted" and tags["gate.min_score"] == "65.0"
