@@ -62,6 +62,32 @@ def test_predictions_equal_the_process_apis(lambda_stack: LambdaStack, endpoint:
     assert got.json()["model"]["version"] == lambda_stack.champion
 
 
+@pytest.mark.parametrize("endpoint", ENDPOINT_NAMES)
+def test_every_model_is_served_through_the_lambda_as_by_the_process(lambda_stack: LambdaStack, endpoint: str) -> None:
+    """Same app, same routes: /models and each model's predictions equal the process API's; 404 for a stranger.
+
+    A warm environment finds models registered after it started at its next due check (it never waits for
+    one), so the listing is polled until every active dataset appears.
+    """
+    datasets = SETTINGS.active_datasets()
+    deadline = time.monotonic() + 180
+    while True:
+        listing = lambda_stack.call(endpoint, "GET", "/models")
+        served = {m["name"] for m in listing.json().get("models", []) if m.get("version")}
+        if (listing.status_code == 200 and served >= set(datasets)) or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert served >= set(datasets), listing.text
+    for dataset in datasets:
+        body = get_spec(dataset).example_record()
+        expected = lambda_stack.process_api("POST", f"/models/{dataset}/predict", json=body)
+        got = lambda_stack.call(endpoint, "POST", f"/models/{dataset}/predict", json=body)
+        assert expected.status_code == got.status_code == 200, (dataset, got.text)
+        assert got.json() == expected.json()
+    unknown = lambda_stack.call(endpoint, "POST", "/models/no_such_model/predict", json={})
+    assert unknown.status_code == 404 and set(datasets) <= set(unknown.json()["models"])
+
+
 def test_the_rest_apis_other_path_form_answers_the_same(lambda_stack: LambdaStack) -> None:
     import httpx
 
