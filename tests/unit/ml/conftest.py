@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import mlflow.sklearn
 import pytest
 
+from ml.contracts import SearchResult, SplitManifest
+from ml.etl.split import load_split
 from ml.lake import Lake
+from ml.model import build_pipeline, to_matrix, to_target
+from ml.search import skops_trusted_types
 from ml.settings import MLSettings
 from ml.spec import DatasetSpec, TrainingSpec
 from tests.support.mlflow_server import start_mlflow_server
@@ -73,3 +79,20 @@ def lake(ml_env: MLSettings) -> Lake:
     lake = Lake.from_env(ml_env.lake_bucket)
     lake.ensure_bucket()
     return lake
+
+
+def logged(spec: DatasetSpec, lake: Lake, manifest: SplitManifest, estimator, family: str) -> SearchResult:
+    """Fit and log a model the way the search does, returning a search-like result."""
+    train, _, _ = load_split(spec, lake)
+    model = build_pipeline(spec, estimator).fit(to_matrix(train, spec), to_target(train, spec))
+    mlflow.set_experiment("logged-models")
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(
+            model, name="model", serialization_format="skops", skops_trusted_types=skops_trusted_types(model),
+            metadata={"dataset_spec": json.loads(spec.to_json()), "data_version": manifest.data_version},
+        )  # fmt: skip
+    return SearchResult(
+        model_uri=info.model_uri, model_id=info.model_id, run_id=run.info.run_id,
+        data_version=manifest.data_version, family=family, best_params={"family": family}, cv_score=0.0,
+        test_metrics={},
+    )  # fmt: skip

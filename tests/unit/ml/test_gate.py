@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import mlflow
@@ -13,16 +12,13 @@ from sklearn.dummy import DummyRegressor
 from sklearn.linear_model import Ridge
 
 from ml import cli
-from ml.contracts import DATASET_TAG, TASK_TAG, SearchResult, SplitManifest
+from ml.contracts import DATASET_TAG, TASK_TAG, SplitManifest
 from ml.etl import extract, split, validate
-from ml.etl.split import load_split
 from ml.lake import Lake
-from ml.model import build_pipeline, to_matrix, to_target
 from ml.registry import CHALLENGER, CHAMPION, decide_challenger, decide_first, register_and_gate
-from ml.search import skops_trusted_types
 from ml.settings import MLSettings
-from ml.spec import DATASETS_DIR, DatasetSpec, get_spec
-from tests.unit.ml.conftest import isolated
+from ml.spec import DATASETS_DIR, get_spec
+from tests.unit.ml.conftest import isolated, logged
 
 DIABETES = get_spec("diabetes")
 WINE = get_spec("wine")
@@ -66,23 +62,6 @@ def test_a_challenger_must_beat_the_champion_by_the_margin_in_the_metrics_direct
 def landed(lake: Lake, ml_env: MLSettings) -> SplitManifest:
     extract(DIABETES, lake)
     return split(DIABETES, lake, ml_env.seed, ml_env.test_size, validate(DIABETES, lake, ml_env.max_invalid_fraction))
-
-
-def logged(spec: DatasetSpec, lake: Lake, manifest: SplitManifest, estimator, family: str) -> SearchResult:
-    """Fit and log a model the way the search does, returning a search-like result."""
-    train, _, _ = load_split(spec, lake)
-    model = build_pipeline(spec, estimator).fit(to_matrix(train, spec), to_target(train, spec))
-    mlflow.set_experiment("gate-tests")
-    with mlflow.start_run() as run:
-        info = mlflow.sklearn.log_model(
-            model, name="model", serialization_format="skops", skops_trusted_types=skops_trusted_types(model),
-            metadata={"dataset_spec": json.loads(spec.to_json()), "data_version": manifest.data_version},
-        )  # fmt: skip
-    return SearchResult(
-        model_uri=info.model_uri, model_id=info.model_id, run_id=run.info.run_id,
-        data_version=manifest.data_version, family=family, best_params={"family": family}, cv_score=0.0,
-        test_metrics={},
-    )  # fmt: skip
 
 
 def aliases(name: str) -> dict[str, str]:

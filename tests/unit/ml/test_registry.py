@@ -1,21 +1,15 @@
-import json
-
-import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
-from ml.contracts import DATASET_TAG, TASK_TAG, SearchResult, SplitManifest
+from ml.contracts import DATASET_TAG, TASK_TAG, SplitManifest
 from ml.etl import extract, split, validate
-from ml.etl.split import load_split
 from ml.lake import Lake
-from ml.model import build_pipeline, to_matrix, to_target
 from ml.registry import CHALLENGER, CHAMPION, register_and_gate
-from ml.search import skops_trusted_types
 from ml.settings import MLSettings
 from ml.spec import DatasetSpec, get_spec
-from tests.unit.ml.conftest import isolated
+from tests.unit.ml.conftest import isolated, logged
 
 SPEC = get_spec("breast_cancer")
 
@@ -32,29 +26,12 @@ def landed(lake: Lake, ml_env: MLSettings) -> SplitManifest:
     return split(SPEC, lake, ml_env.seed, ml_env.test_size, validate(SPEC, lake, ml_env.max_invalid_fraction))
 
 
-def logged_model(lake: Lake, manifest: SplitManifest, estimator, family: str) -> SearchResult:
-    """Fit and log a model the way the search does, returning a search-like result."""
-    train, _, _ = load_split(SPEC, lake)
-    model = build_pipeline(SPEC, estimator).fit(to_matrix(train, SPEC), to_target(train, SPEC))
-    mlflow.set_experiment("registry-tests")
-    with mlflow.start_run() as run:
-        info = mlflow.sklearn.log_model(
-            model, name="model", serialization_format="skops", skops_trusted_types=skops_trusted_types(model),
-            metadata={"dataset_spec": json.loads(SPEC.to_json()), "data_version": manifest.data_version},
-        )  # fmt: skip
-    return SearchResult(
-        model_uri=info.model_uri, model_id=info.model_id, run_id=run.info.run_id,
-        data_version=manifest.data_version, family=family, best_params={"family": family}, cv_score=0.0,
-        test_metrics={},
-    )  # fmt: skip
-
-
 def weak(lake, manifest):
-    return logged_model(lake, manifest, DummyClassifier(strategy="stratified", random_state=0), "dummy")
+    return logged(SPEC, lake, manifest, DummyClassifier(strategy="stratified", random_state=0), "dummy")
 
 
 def strong(lake, manifest):
-    return logged_model(lake, manifest, LogisticRegression(max_iter=2000), "logreg")
+    return logged(SPEC, lake, manifest, LogisticRegression(max_iter=2000), "logreg")
 
 
 def aliases(name: str) -> dict[str, str]:
