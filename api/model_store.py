@@ -44,6 +44,10 @@ from ml.contracts import ModelVersionTags
 
 log = logging.getLogger(__name__)
 
+#: How long a start without a local copy waits for the registry once the S3 copy is read (a healthy MLflow
+#: answers within it, so the registry decides; a stalled one costs a Lambda cold start no more than this).
+REGISTRY_GRACE_S = 0.5
+
 Outcome = Literal["loaded", "unchanged", "failed"]
 Resolution = ModelRef | Exception  # what an alias check found: a version, or why there is none
 
@@ -193,22 +197,24 @@ class ModelStore:
     def start(self) -> ModelBundle | None:
         """Serve the best model available now, never waiting on the registry if a cached champion exists.
 
-        An alias check starts in a background thread. Meanwhile the local snapshot is loaded (without one:
-        the registry decides if it answers within ``check_timeout_s``, else the S3 snapshot is used). The
-        snapshot is served unless the registry has already named another version; the check then completes
-        in the background (unchanged, a new version to load, or unreachable). Without a servable snapshot,
-        waits for that check. Idempotent: does nothing once a model is served.
+        An alias check starts in a background thread. Meanwhile the local snapshot is loaded (without one,
+        the S3 snapshot is read, and the registry decides if it answers before that read is done or within
+        :data:`REGISTRY_GRACE_S` after it). The snapshot is served unless the registry has already named
+        another version; the check then completes in the background (unchanged, a new version to load and
+        swap in, or unreachable). Without a servable snapshot, waits for that check. Idempotent: does
+        nothing once a model is served.
         """
         with self._start_lock:
             if self._bundle is not None:
                 return self._bundle
             self._last_attempt = time.monotonic()
-            answered, release = threading.Event(), threading.Event()
+            answered, release, progress = threading.Event(), threading.Event(), threading.Event()
             resolution: list[Resolution] = []
 
             def check() -> None:
                 resolution.append(self._resolve())
                 answered.set()
+                progress.set()
                 release.wait()  # the start decides about the snapshot first, then the full check runs
                 self._run_check(resolution[0])
 
@@ -219,7 +225,7 @@ class ModelStore:
             try:
                 local = self.cache.read_valid(self.cache.local)
                 if (local is None or not self._serve_snapshot_at_start(local)) and self.cache.remote is not None:
-                    remote = self._remote_unless_registry_answers(answered, resolution)
+                    remote = self._remote_unless_registry_answers(answered, progress, resolution)
                     if remote is not None:
                         self._serve_snapshot_at_start(remote)
             except Exception:  # a broken cache must never stop the start: the check below still runs
@@ -231,17 +237,26 @@ class ModelStore:
             return self._bundle
 
     def _remote_unless_registry_answers(
-        self, answered: threading.Event, resolution: list[Resolution]
+        self, answered: threading.Event, progress: threading.Event, resolution: list[Resolution]
     ) -> Snapshot | None:
-        """The S3 snapshot, read while the registry is asked; None if the registry answers with a version."""
+        """The S3 snapshot, read while the registry is asked; None if the registry answers with a version first.
+
+        Never waits on a stalled registry (a SIGSTOPped MLflow): once the S3 copy is read, the registry gets
+        :data:`REGISTRY_GRACE_S` more, then the copy is served and a later answer swaps in its version.
+        """
         remote: list[Snapshot | None] = []
-        reader = threading.Thread(
-            target=lambda: remote.append(self.cache.read_valid(self.cache.remote)),
-            name="champion-cache-s3",
-            daemon=True,
-        )
+
+        def read() -> None:
+            try:
+                remote.append(self.cache.read_valid(self.cache.remote))
+            finally:
+                progress.set()
+
+        reader = threading.Thread(target=read, name="champion-cache-s3", daemon=True)
         reader.start()
-        answered.wait(self.settings.check_timeout_s * 2)  # alias + logged model: two requests at most
+        progress.wait(self.settings.check_timeout_s * 2 + 1)  # S3 reads and alias checks share this timeout
+        if not answered.is_set():
+            answered.wait(min(REGISTRY_GRACE_S, self.settings.check_timeout_s))
         if answered.is_set() and isinstance(resolution[0], ModelRef):
             return None  # the registry answers: it decides, and its files are as near as S3's
         reader.join(self.settings.check_timeout_s * 2 + 1)

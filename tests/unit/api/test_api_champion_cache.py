@@ -30,7 +30,7 @@ from api.champion_cache import (
 )
 from api.lambda_handler import build_handler
 from api.main import create_app
-from api.model_store import ModelStore, RefreshResult
+from api.model_store import REGISTRY_GRACE_S, ModelStore, RefreshResult
 from api.registry_client import MlflowRegistry, ModelRef, RegistryUnavailableError
 from tests.datasets import breast_cancer_record
 from tests.support.moto_s3 import running_moto_s3
@@ -129,6 +129,40 @@ def test_start_does_not_wait_for_a_stalled_registry(warm_cache: Path, registry: 
     assert store.status.reachable is None  # the check is still running in the background
     assert store.wait_for_check(10)
     assert store.status.reachable is False and "no answer within 3 s" in (store.status.last_error or "")
+
+
+def test_a_new_environment_serves_the_s3_copy_without_waiting_for_a_stalled_registry(
+    warm_cache: Path, registry: FakeRegistry
+) -> None:
+    """A Lambda cold start while MLflow is SIGSTOPped: the S3 copy at once, the check in the background."""
+    registry.stall_s = 3.0
+    store = make_store(registry, make_cache(warm_cache, instance="new-environment"))
+    started = time.perf_counter()
+    bundle = store.start()
+    took = time.perf_counter() - started
+    assert bundle is not None and bundle.ref.version == "1" and "shared" in bundle.source_origin.location
+    assert took < REGISTRY_GRACE_S + 1.0, f"start waited {took:.2f} s on the registry"
+    assert store.wait_for_check(10)
+    assert store.status.reachable is False and store.bundle is bundle
+
+
+def test_a_new_environment_serves_the_registry_s_version_when_it_answers_within_the_grace(
+    warm_cache: Path, registry: FakeRegistry, model_dirs: dict[str, Path]
+) -> None:
+    """A healthy registry still decides at a cold start: the stale S3 copy is never served."""
+    registry.publish("2", model_dirs["bc_hgb"])
+    original = registry.resolve
+
+    def slower_than_s3() -> ModelRef:
+        time.sleep(REGISTRY_GRACE_S / 2)
+        return original()
+
+    registry.resolve = slower_than_s3  # type: ignore[method-assign]
+    store = make_store(registry, make_cache(warm_cache, instance="new-environment"))
+    served = loaded_versions(store)
+    bundle = store.start()
+    assert bundle is not None and bundle.ref.version == "2" and bundle.source_origin.kind == "registry"
+    assert served == [("2", "registry")]
 
 
 def test_a_cached_champion_is_not_served_when_the_registry_names_another_version(
