@@ -98,7 +98,16 @@ def build_openapi(app: FastAPI, fleet: ModelFleet) -> dict[str, Any]:
     for name, model_store in stores:
         components.update(components_for(name, model_store.bundle, max_batch))
         paths.update(operations_for(name, templates))
+    _name_examples(paths.get("/models/{name}", {}), [name for name, _ in stores])
     return schema
+
+
+def _name_examples(item: dict[str, Any], names: list[str]) -> None:
+    """Give the ``name`` parameter of ``GET /models/{name}`` the served names as examples (clients, fuzzers)."""
+    for operation in item.values():
+        for parameter in operation.get("parameters", []):
+            if parameter.get("name") == "name" and parameter.get("in") == "path" and names:
+                parameter["schema"] = {**parameter.get("schema", {}), "examples": names}
 
 
 def install_openapi(app: FastAPI, fleet: ModelFleet) -> None:

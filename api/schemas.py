@@ -7,7 +7,8 @@ and the OpenAPI docs always describe the model that is being served. The respons
 Rules of the generated record model (``extra="forbid"``):
 
 * numeric feature: a JSON number (an integer is fine), finite, within ``[minimum, maximum]``;
-* integer feature: a JSON integer (``1.5`` and ``2.0`` are refused), within ``[minimum, maximum]``;
+* integer feature: a whole number (``2`` or ``2.0``, as JSON Schema's ``integer`` allows; ``1.5``, ``"2"`` and
+  ``true`` are refused), within ``[minimum, maximum]``;
 * boolean feature: ``true`` or ``false`` (not ``0``/``1``, not a string);
 * categorical feature: one of the listed categories, exactly;
 * a nullable feature may be ``null`` or omitted (missing value); every other feature is required;
@@ -17,9 +18,10 @@ Rules of the generated record model (``extra="forbid"``):
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic_core import PydanticCustomError
 
 from ml.spec import DatasetSpec, FeatureKind, FeatureSpec
 
@@ -53,6 +55,22 @@ def _description(feature: FeatureSpec) -> str:
     return " ".join(parts)
 
 
+def _whole_number(value: Any) -> Any:
+    """A float with no fractional part as the int it is (``2.0`` -> ``2``); a fractional one is refused."""
+    if isinstance(value, float) and math.isfinite(value):
+        if not value.is_integer():
+            raise PydanticCustomError(
+                "int_from_float", "Input should be a whole number, got {value} (a number with a fractional part)",
+                {"value": value},
+            )  # fmt: skip
+        return int(value)
+    return value
+
+
+#: An integer feature's type: JSON Schema's ``integer`` (any number with no fractional part), strict otherwise.
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+
+
 def _field(feature: FeatureSpec) -> tuple[Any, Any]:
     extra: dict[str, Any] = {"x-kind": feature.kind.value}
     if feature.unit:
@@ -70,8 +88,8 @@ def _field(feature: FeatureSpec) -> tuple[Any, Any]:
     if feature.kind is FeatureKind.NUMERIC:
         annotation = float
         common.update(strict=True, allow_inf_nan=False, ge=feature.minimum, le=feature.maximum)
-    elif feature.kind is FeatureKind.INTEGER:  # JSON integers only: 1.5 and 2.0 are refused, naming the field
-        annotation = int
+    elif feature.kind is FeatureKind.INTEGER:  # whole numbers only: 1.5 is refused, naming the field
+        annotation = WholeNumber
         low, high = feature.minimum, feature.maximum
         common.update(
             strict=True, ge=None if low is None else math.ceil(low), le=None if high is None else math.floor(high)

@@ -41,12 +41,21 @@ def require_admin(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> None:
-    """Dependency: pass only with the configured admin key (compared in constant time)."""
+    """Dependency: pass only with the configured admin key (compared in constant time).
+
+    Every credential the request presents must be that key: an ``Authorization`` header of another scheme,
+    or a wrong key in either header, is refused even when the other header is right.
+    """
     expected = request.app.state.settings.admin_key
     if expected is None or not expected.get_secret_value():
         raise AdminKeyError(403, "model reload is disabled: set MLOPS_API_ADMIN_KEY to enable it")
-    given = bearer.credentials if bearer is not None else api_key
-    if not given or not secrets.compare_digest(given.encode(), expected.get_secret_value().encode()):
+    key = expected.get_secret_value().encode()
+    presented: list[str | None] = []
+    if "authorization" in request.headers:
+        presented.append(bearer.credentials if bearer is not None else None)  # None: not "Bearer <key>"
+    if api_key is not None or "x-api-key" in request.headers:
+        presented.append(api_key)
+    if not presented or not all(given and secrets.compare_digest(given.encode(), key) for given in presented):
         raise AdminKeyError(401, "missing or wrong admin key (Authorization: Bearer <key> or X-API-Key: <key>)")
 
 

@@ -1,4 +1,8 @@
-"""Schemathesis fuzzes every operation of the API's OpenAPI document against a real API process and champion.
+"""Schemathesis fuzzes every operation of the API's OpenAPI document against a real API process and champions.
+
+The process serves a champion of each task type (breast cancer, binary; wine, multi-class with an integer
+feature; diabetes, regression with a coded category), so every per-model operation is fuzzed with its own
+generated schema.
 
 Positive and negative generation (``--mode all``), the examples, coverage and fuzzing phases, every check
 Schemathesis has; the test asserts no server error (5xx) and no answer that breaks its documented schema, and
@@ -17,17 +21,21 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from ml.spec import get_spec
+from tests.integration.api.api_stack import train_champion
 from tests.integration.api.conftest import ADMIN_KEY, StartApi
+from tests.support.mlflow_server import RegistryStack
 from tests.support.waiting import wait_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-#: Failures (Schemathesis' failure types, as its JSON report names them) that must not occur: a 5xx, and any
-#: answer outside the documented schema (body, status code, media type, malformed JSON). Others are printed:
-#: ``IgnoredAuth`` flags POST /model/reload answering 200 to a bad ``Authorization`` header sent together with
-#: the run's valid ``X-API-Key`` (either scheme suffices: correct).
+#: Failures (Schemathesis' failure types, as its JSON report names them) that must not occur: a 5xx, any
+#: answer outside the documented schema (body, status code, media type, malformed JSON), a schema-valid
+#: request refused (e.g. ``66.0`` for an integer feature: JSON Schema's ``integer`` allows it), and a reload
+#: that ignores a wrong ``Authorization`` header sent with a right ``X-API-Key``. Others are printed.
 ASSERTED = (
     "ServerError",  # check not_a_server_error
     "JsonSchemaError",  # response_schema_conformance
@@ -36,7 +44,12 @@ ASSERTED = (
     "UndefinedContentType",  # content_type_conformance
     "MissingContentType",
     "MalformedMediaType",
+    "RejectedPositiveData",  # positive_data_acceptance
+    "IgnoredAuth",  # ignored_auth
 )
+#: The other task types' champions, trained by the real pipeline next to the breast cancer one:
+#: (dataset, registered model, first-model threshold: a floor for F1, a ceiling for RMSE).
+TASK_CHAMPIONS = (("wine", "api_it_wine", 0.5), ("diabetes", "api_it_diabetes", 1000.0))
 MAX_EXAMPLES = 40
 SEED = 20261130
 
@@ -55,11 +68,28 @@ def _failed_checks(report: dict[str, Any]) -> Counter[str]:
     return failed
 
 
+@pytest.fixture(scope="module")
+def task_champions(registry_stack: RegistryStack) -> list[str]:
+    """A multi-class and a regression champion in the session's registry; their dataset names."""
+    for dataset, model_name, threshold in TASK_CHAMPIONS:
+        spec = get_spec(dataset)
+        result = train_champion(registry_stack, model_name, spec.to_json(), min_champion_score=threshold)
+        assert result["decision"]["promoted"], result["decision"]
+    return [dataset for dataset, _, _ in TASK_CHAMPIONS]
+
+
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
-    start_api_process: StartApi, champion: dict[str, Any], tmp_path: Path
+    start_api_process: StartApi, champion: dict[str, Any], task_champions: list[str], tmp_path: Path
 ) -> None:
     api = start_api_process()
     wait_http(f"{api.url}/ready", 120, api.proc, api.log)
+    expected = {"breast_cancer", *task_champions}
+    deadline = time.monotonic() + 60
+    while not expected <= (served := {m["name"] for m in httpx.get(f"{api.url}/models").json()["models"]}):
+        assert time.monotonic() < deadline, f"the API serves {served}, not {expected}"
+        time.sleep(1)
+    operations_of = json.dumps(httpx.get(f"{api.url}/openapi.json").json()["paths"])
+    assert all(f"/models/{name}/predict" in operations_of for name in expected)
     report_path = tmp_path / "schemathesis.json"
     cmd = [
         _st(), "run", f"{api.url}/openapi.json",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -70,14 +71,25 @@ def test_binary_model_answers_the_same_on_both_routes(fleet_world: FleetWorld) -
     assert set(legacy.json()) == {"class", "label", "probability", "probabilities", "model"}
 
 
-def test_an_integer_feature_refuses_a_fraction_naming_the_field(fleet_world: FleetWorld) -> None:
+def test_an_integer_feature_takes_whole_numbers_and_refuses_a_fraction(
+    fleet_world: FleetWorld,
+) -> None:
     client = fleet_world.make()
     record = wine_record() | {"magnesium": 1.5}
     response = client.post("/models/wine/predict", json=record)
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert [item["field"] for item in detail] == ["magnesium"]
-    assert client.post("/models/wine/predict", json=record | {"magnesium": 101}).status_code == 200
+    assert "whole number, got 1.5" in detail[0]["msg"]
+    for wrong in ("101", True, None):
+        assert client.post("/models/wine/predict", json=record | {"magnesium": wrong}).status_code == 422, wrong
+    whole = client.post("/models/wine/predict", json=record | {"magnesium": 101})
+    assert whole.status_code == 200
+    # JSON Schema's "integer" is any number without a fractional part: 101.0 is the documented 101
+    as_float = client.post("/models/wine/predict", content=json.dumps(record | {"magnesium": 101.0}),
+                           headers={"Content-Type": "application/json"})  # fmt: skip
+    assert as_float.status_code == 200, as_float.text
+    assert as_float.json() == whole.json()
 
 
 def test_an_unknown_model_answers_404_listing_the_served_ones(fleet_world: FleetWorld) -> None:

@@ -26,8 +26,25 @@ pytestmark = pytest.mark.unit
         ({"Authorization": f"Basic {ADMIN_KEY}"}, 401),
         ({"X-API-Key": ADMIN_KEY}, 200),
         ({"Authorization": f"Bearer {ADMIN_KEY}"}, 200),
+        ({"Authorization": f"Bearer {ADMIN_KEY}", "X-API-Key": ADMIN_KEY}, 200),
+        ({"Authorization": "Basic d3Jvbmc6d3Jvbmc=", "X-API-Key": ADMIN_KEY}, 401),
+        ({"Authorization": "Bearer wrong", "X-API-Key": ADMIN_KEY}, 401),
+        ({"Authorization": f"Bearer {ADMIN_KEY}", "X-API-Key": "wrong"}, 401),
+        ({"X-API-Key": ""}, 401),
     ],
-    ids=["no key", "wrong api key", "wrong bearer", "wrong scheme", "api key", "bearer"],
+    ids=[
+        "no key",
+        "wrong api key",
+        "wrong bearer",
+        "wrong scheme",
+        "api key",
+        "bearer",
+        "both right",
+        "right api key with another scheme",
+        "right api key with a wrong bearer",
+        "right bearer with a wrong api key",
+        "empty api key",
+    ],
 )
 def test_reload_requires_the_admin_key(client: TestClient, headers: dict[str, str], status: int) -> None:
     response = client.post("/model/reload", headers=headers)
