@@ -114,6 +114,7 @@ def create_app(
         model_store.add_listener(lambda result: metrics.on_refresh(name, result, model_store.status))
 
     fleet.add_listener(watch)
+    fleet.add_retire_listener(metrics.forget_model)
     for router in (predict.router, model.router, models.router, health.router):
         app.include_router(router)
     install_error_handlers(app)

@@ -19,12 +19,14 @@ blow up the number of series: paths are the service's own route templates, metho
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
+from typing import get_args
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from api.bundle import ModelBundle
-from api.model_store import RefreshResult, RegistryStatus
+from api.model_store import Outcome, RefreshResult, RegistryStatus
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 OTHER_PATH = "other"
@@ -133,6 +135,22 @@ class ApiMetrics:
         self.model_from_cache.labels(model).set(1 if bundle is not None and bundle.source_origin.kind == "cache" else 0)
         if status is not None and status.reachable is not None:
             self.registry_reachable.labels(model).set(1 if status.reachable else 0)
+
+    def forget_model(self, model: str) -> None:
+        """Drop every series of a retired ``model`` (its gauges, checks and prediction counts)."""
+        previous = self._info_labels.pop(model, None)
+        if previous is not None:
+            self.model_info.remove(*previous)
+        for gauge in (self.model_version, self.model_loaded, self.model_from_cache, self.registry_reachable):
+            with contextlib.suppress(KeyError):
+                gauge.remove(model)
+        for outcome in get_args(Outcome):
+            with contextlib.suppress(KeyError):
+                self.checks.remove(model, outcome)
+        for key in [k for k in self._label_children if k[0] == model]:
+            del self._label_children[key]
+            with contextlib.suppress(KeyError):
+                self.predictions.remove(*key)
 
     def on_refresh(self, model: str, result: RefreshResult, status: RegistryStatus) -> None:
         """Record one check of ``model``'s alias."""

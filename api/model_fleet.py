@@ -13,8 +13,11 @@ serving. The set of models grows in three ways:
   and then every ``poll_interval_s`` (``retry_interval_s`` while the registry cannot be reached); on Lambda
   :meth:`ModelFleet.schedule_check` starts one at most once per interval, like the stores' checks.
 
-``MLOPS_API_MODELS`` (comma-separated dataset names) restricts the set. A model never leaves the set while the
-process runs (a registered model deleted meanwhile keeps serving its last champion).
+``MLOPS_API_MODELS`` (comma-separated dataset names) restricts the set. A model leaves it (**retired**: its
+routes answer 404, its paths leave ``/docs``, its metrics go) when a complete listing of the registry no
+longer has it: its registered model was deleted, or its ``mlops.dataset`` tag removed. An unreachable
+registry or a listing cut short retires nothing; the default model is never retired (the legacy routes
+keep serving its last champion).
 
 Looking a model up is one dict read (:meth:`ModelFleet.get`): the dict is replaced, never changed in place,
 when a model is added, so requests never take a lock.
@@ -78,7 +81,8 @@ class ModelFleet:
         self._entries: dict[str, CatalogEntry] = {}
         self._lock = threading.Lock()
         self._listeners: list[Callable[[str, ModelStore], None]] = []
-        self.generation = 0  # bumped whenever a model is added (the OpenAPI document is rebuilt then)
+        self._retire_listeners: list[Callable[[str], None]] = []
+        self.generation = 0  # bumped whenever a model is added or retired (the OpenAPI document is rebuilt then)
         self.discovery = DiscoveryStatus()
         self._polling = False
         self._stop = threading.Event()
@@ -114,6 +118,10 @@ class ModelFleet:
         self._listeners.append(callback)
         for name, store in self.stores():
             callback(name, store)
+
+    def add_retire_listener(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(name)`` when a model is retired (e.g. to drop its metrics)."""
+        self._retire_listeners.append(callback)
 
     # ------------------------------------------------------------------------------------------- adding
     def _add(self, dataset: str, registered_model: str) -> ModelStore | None:
@@ -178,11 +186,37 @@ class ModelFleet:
             return self.discovery
         allowed = {e.dataset: e for e in entries if self.settings.serves(e.dataset)}
         self._entries = allowed
+        if self.catalog.last_listing_complete:
+            self._retire({(e.dataset, e.registered_model) for e in entries})
         added = [s for s in (self._add(e.dataset, e.registered_model) for e in allowed.values()) if s is not None]
         self.discovery = DiscoveryStatus(time.time(), True, None, tuple(sorted(allowed)))
         if added:
             self._launch(added)
         return self.discovery
+
+    def _retire(self, listed: set[tuple[str, str]]) -> None:
+        """Stop serving every model but the default whose (dataset, registered model) the registry no longer lists."""
+        with self._lock:
+            gone = {
+                name: store
+                for name, store in self._stores.items()
+                if name != self.default_name and (name, store.settings.model_name) not in listed
+            }
+            if not gone:
+                return
+            self._stores = {name: store for name, store in self._stores.items() if name not in gone}
+            self.generation += 1
+        for name, store in gone.items():
+            store.stop_polling()
+            log.warning(
+                "model %s retired: the registry no longer lists registered model %s tagged %s (deleted or "
+                "untagged); its routes answer 404", name, store.settings.model_name, name,
+            )  # fmt: skip
+            for callback in self._retire_listeners:
+                try:
+                    callback(name)
+                except Exception:
+                    log.exception("model fleet retire listener failed")
 
     def schedule_check(self) -> bool:
         """Start a background discovery if one is due and none runs, and let every store schedule its check.

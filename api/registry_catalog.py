@@ -60,6 +60,9 @@ class CatalogEntry:
 class ModelCatalog(Protocol):
     """Lists the registered models tagged with a dataset (MLflow, or a fake in tests)."""
 
+    #: False when the last listing stopped before the end (``MAX_PAGES``): what it lacks may still exist.
+    last_listing_complete: bool
+
     def list_models(self) -> list[CatalogEntry]:
         """Every tagged registered model; :class:`RegistryUnavailableError` if the registry cannot be asked."""
         ...
@@ -77,6 +80,7 @@ class MlflowCatalog:
     def __init__(self, settings: ApiSettings) -> None:
         self.client = MlflowRegistry(settings)  # raises RegistryError without an http(s) MLFLOW_TRACKING_URI
         self.alias = settings.model_alias
+        self.last_listing_complete = True
 
     def list_models(self) -> list[CatalogEntry]:
         """Every registered model tagged ``mlops.dataset`` (all pages), with its champion or gate verdict."""
@@ -105,8 +109,10 @@ class MlflowCatalog:
             found.extend(m for m in page.get("registered_models") or () if isinstance(m, dict))
             token = page.get("next_page_token") or None
             if token is None:
+                self.last_listing_complete = True
                 return found
         log.warning("registered model search stopped after %d pages of %d", MAX_PAGES, PAGE_SIZE)
+        self.last_listing_complete = False
         return found
 
     def _latest_gate(self, name: str) -> GateVerdict | None:

@@ -15,7 +15,7 @@ from dags.pipeline_ids import pipeline, processed_asset_name
 from infra import catalog
 from infra.local import Stack
 from infra.local.quickstart import QuickstartResult, champion_version, sample_request, wait_until_served
-from ml.contracts import GateTags, RegisteredModelTags
+from ml.contracts import DATASET_TAG, GateTags, RegisteredModelTags
 from ml.settings import MLSettings
 from ml.spec import get_spec
 from ml.tracking import child_runs
@@ -170,6 +170,35 @@ def test_a_new_champion_of_one_model_swaps_in_while_the_others_keep_serving(
     finally:
         mlflow_client.set_registered_model_alias(spec.registered_model, "champion", result.models[swapped].champion)
         wait_until_served(stack, str(result.models[swapped].champion), swapped)
+
+
+def test_a_model_untagged_in_the_registry_is_retired_and_comes_back(trained_stack, mlflow_client: MlflowClient) -> None:
+    """The API serves what the registry lists: a registered model without its dataset tag is retired (404)."""
+    stack, result = trained_stack
+    retired = next(d for d in DATASETS if d != SETTINGS.dataset)
+    name = SPECS[retired].registered_model
+    url = stack.url(catalog.API, f"/models/{retired}/predict")
+    body = SPECS[retired].example_record()
+    from infra.local.pipeline import wait_for_http
+
+    mlflow_client.delete_registered_model_tag(name, DATASET_TAG)
+    try:
+        # within one discovery interval (MLOPS_API_POLL_INTERVAL_S, 30 s)
+        wait_for_http(stack.url(catalog.API, f"/models/{retired}"), lambda r: r.status_code == 404, timeout=90)
+        answer = httpx.post(url, json=body)
+        assert answer.status_code == 404 and retired not in answer.json()["models"], answer.text
+        assert retired not in served_versions(stack)
+        others = [d for d in DATASETS if d != retired]
+        for dataset in others:
+            answer = httpx.post(
+                stack.url(catalog.API, f"/models/{dataset}/predict"), json=SPECS[dataset].example_record()
+            )
+            assert answer.status_code == 200, (dataset, answer.text)
+        assert f"/models/{retired}/predict" not in httpx.get(stack.url(catalog.API, "/openapi.json")).json()["paths"]
+    finally:
+        mlflow_client.set_registered_model_tag(name, DATASET_TAG, retired)
+        wait_until_served(stack, str(result.models[retired].champion), retired)
+    assert httpx.post(url, json=body).status_code == 200
 
 
 def test_down_then_up_keeps_everything(trained_stack, mlflow_client: MlflowClient) -> None:

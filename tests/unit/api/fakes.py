@@ -78,6 +78,7 @@ class FakeCatalog:
         self.entries = list(entries or [])
         self.down = False
         self.calls = 0
+        self.last_listing_complete = True  # set False to stand for a listing cut short (MAX_PAGES)
 
     def list_models(self) -> list[CatalogEntry]:
         self.calls += 1
