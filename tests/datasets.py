@@ -1,4 +1,5 @@
-"""Test data: the breast cancer spec's data, and a generated mixed-type dataset and its spec.
+"""Test data: the shipped specs' data as the ETL validates it, a generated mixed-type dataset and its spec,
+and models fitted and saved as the search saves them.
 
 The mixed spec ("loan_demo") has what breast cancer lacks: categorical, boolean and nullable features,
 so a model trained on it needs another request schema (and an ``object`` input array). Both the unit
@@ -9,6 +10,7 @@ definitions; the ML tests also prove that adding a dataset takes a spec and noth
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -105,13 +107,42 @@ def breast_cancer_frame() -> tuple[DatasetSpec, pd.DataFrame]:
     return spec, frame
 
 
+def validated_frame(spec: DatasetSpec) -> pd.DataFrame:
+    """The spec's data as the ETL validates it: read by its reader (spec column names, codes decoded to
+    labels), landed as CSV text, then parsed and checked by ``ml.etl.validate.check_frame``.
+
+    Raises ``AssertionError`` if any row is quarantined: the shipped data sets have no bad rows.
+    """
+    from ml.etl.validate import REASON_COLUMN, check_frame
+    from ml.readers import read_source
+
+    raw = pd.read_csv(io.StringIO(read_source(spec).to_csv(index=False)), dtype=str, keep_default_na=True)
+    valid, quarantined = check_frame(raw, spec)
+    if len(quarantined):
+        reasons = list(quarantined[REASON_COLUMN].head(3))
+        raise AssertionError(f"{spec.name}: {len(quarantined)} rows fail validation, e.g. {reasons}")
+    return valid
+
+
 def breast_cancer_record() -> dict[str, Any]:
     """The spec's example record (valid)."""
     return get_spec("breast_cancer").example_record()
 
 
-def save_model(directory: Path, spec: DatasetSpec, frame: pd.DataFrame, estimator: Any) -> Path:
-    """Fit ``estimator`` in the spec's pipeline and save it as MLflow does in ``ml.search.finish_search``."""
+def save_model(
+    directory: Path,
+    spec: DatasetSpec,
+    frame: pd.DataFrame,
+    estimator: Any,
+    metric: str = "f1",
+    score: float = 0.9,
+    test_metrics: dict[str, float] | None = None,
+) -> Path:
+    """Fit ``estimator`` in the spec's pipeline and save it as MLflow does in ``ml.search.finish_search``.
+
+    The metadata says the model scored ``score`` in ``metric`` (cross-validation), and ``test_metrics``
+    (default: ``{metric: score}``) on the test set; the data version is ``v-test-<directory name>``.
+    """
     import mlflow.sklearn
 
     from ml.model import build_pipeline, to_matrix, to_target
@@ -127,9 +158,9 @@ def save_model(directory: Path, spec: DatasetSpec, frame: pd.DataFrame, estimato
             "dataset_spec": json.loads(spec.to_json()),
             "data_version": f"v-test-{directory.name}",
             "schema_hash": spec.fingerprint(),
-            "metric": "f1",
-            "cv_score": 0.9,
-            "test_metrics": {"f1": 0.9, "accuracy": 0.9},
+            "metric": metric,
+            "cv_score": score,
+            "test_metrics": {metric: score} if test_metrics is None else test_metrics,
             "family": type(estimator).__name__,
         },
     )

@@ -1,144 +1,95 @@
-"""Tiny real models of each task type, saved as MLflow does: wine (multi-class) and diabetes (regression).
+"""Real models of the other task types, trained on the shipped specs: wine (multi-class) and diabetes (regression).
 
-The specs are scikit-learn's wine and diabetes data sets described as the project's specs describe theirs
-(wine's magnesium is an integer feature, so the API must refuse 1.5). Models are the shape the ML library
-trains: ``Pipeline([preprocess: ColumnTransformer(impute, scale), model: estimator])`` over positional
-columns, classifiers' classes the indexes of ``spec.target.labels``.
+The specs are the shipped ones, ``ml/datasets/wine.yaml`` and ``ml/datasets/diabetes.yaml`` (``get_spec``):
+wine's classes are the cultivars barolo, grignolino and barbera, its 13 features all numeric; diabetes is
+unscaled (the values as measured), ``age`` an integer feature (so the API must refuse 1.5), ``sex`` a
+categorical feature coded 1/2 in the source with the labels sex_1/sex_2, the target without a unit. The data
+is what the ETL validates: ``ml.readers.read_source`` (spec column names, codes decoded to labels), landed as
+CSV text and parsed by ``ml.etl.validate.check_frame`` (``tests.datasets.validated_frame``). The models are
+the ML library's own (``ml.model.build_pipeline`` over ``to_matrix``/``to_target``), saved by
+``tests.datasets.save_model`` as ``ml.search.finish_search`` saves them: wine a logistic regression (and a
+random forest as its second version), diabetes a ridge regression.
 """
 
 from __future__ import annotations
 
-import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from ml.spec import DatasetSpec, parse_spec
-
-WINE_FEATURES = [
-    ("alcohol", "numeric", 14.23), ("malic_acid", "numeric", 1.71), ("ash", "numeric", 2.43),
-    ("alcalinity_of_ash", "numeric", 15.6), ("magnesium", "integer", 127), ("total_phenols", "numeric", 2.8),
-    ("flavanoids", "numeric", 3.06), ("nonflavanoid_phenols", "numeric", 0.28), ("proanthocyanins", "numeric", 2.29),
-    ("color_intensity", "numeric", 5.64), ("hue", "numeric", 1.04), ("od280_od315", "numeric", 3.92),
-    ("proline", "numeric", 1065.0),
-]  # fmt: skip
-DIABETES_FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+from ml.model import to_matrix, to_target
+from ml.spec import DatasetSpec, FeatureKind, FeatureSpec, get_spec
+from tests.datasets import save_model, validated_frame
 
 
 def wine_spec() -> DatasetSpec:
-    """A multi-class spec: three cultivars, 13 chemical measurements (magnesium an integer)."""
-    features = [
-        {"name": name, "kind": kind, "title": name.replace("_", " ").title(), "description": f"The wine's {name}.",
-         "minimum": 0, "maximum": 2000, "example": example}
-        for name, kind, example in WINE_FEATURES
-    ]  # fmt: skip
-    return parse_spec(
-        {
-            "name": "wine",
-            "title": "Wine recognition",
-            "description": "Which of three cultivars a wine comes from, from its chemical analysis.",
-            "task": "multiclass",
-            "source": {"reader": "sklearn", "options": {"loader": "load_wine"}},
-            "target": {
-                "name": "cultivar",
-                "description": "The cultivar.",
-                "classes": {0: "class_0", 1: "class_1", 2: "class_2"},
-            },
-            "features": features,
-            "training": {"metric": "f1_macro"},
-        }
-    )
-
-
-def wine_record() -> dict[str, float | int]:
-    """Wine's example record as JSON clients send it (magnesium, an integer feature, as a JSON integer)."""
-    return {f.name: int(f.example) if f.kind.value == "integer" else f.example for f in wine_spec().features}  # type: ignore[misc, arg-type]
-
-
-def diabetes_record() -> dict[str, float]:
-    """Diabetes' example record."""
-    return {f.name: float(f.example) for f in diabetes_spec().features}  # type: ignore[arg-type]
+    """The shipped wine spec: three cultivars from 13 chemical measurements."""
+    return get_spec("wine")
 
 
 def diabetes_spec() -> DatasetSpec:
-    """A regression spec: disease progression one year after baseline, from ten standardised measurements."""
-    features = [
-        {"name": name, "kind": "numeric", "description": f"Baseline {name} (standardised).", "minimum": -1,
-         "maximum": 1, "example": 0.03}
-        for name in DIABETES_FEATURES
-    ]  # fmt: skip
-    return parse_spec(
-        {
-            "name": "diabetes",
-            "title": "Diabetes progression",
-            "description": "A quantitative measure of disease progression one year after baseline.",
-            "task": "regression",
-            "source": {"reader": "sklearn", "options": {"loader": "load_diabetes"}},
-            "target": {
-                "name": "progression",
-                "description": "Disease progression.",
-                "unit": "points",
-                "minimum": 0,
-                "maximum": 400,
-            },
-            "features": features,
-        }
-    )
+    """The shipped diabetes spec: disease progression from ten unscaled baseline measurements."""
+    return get_spec("diabetes")
+
+
+@cache
+def _validated(name: str) -> pd.DataFrame:
+    return validated_frame(get_spec(name))
+
+
+def wine_frame() -> pd.DataFrame:
+    """Wine's validated rows (all 178): the spec's columns, the cultivar as its label."""
+    return _validated("wine").copy()
+
+
+def diabetes_frame() -> pd.DataFrame:
+    """Diabetes' validated rows (all 442): the spec's columns, ``sex`` as its label, ``age`` a whole number."""
+    return _validated("diabetes").copy()
 
 
 def wine_data() -> tuple[np.ndarray, np.ndarray]:
-    """Wine's features (spec order) and encoded classes 0..2."""
-    from sklearn.datasets import load_wine
-
-    bunch = load_wine()
-    x = np.array(bunch.data, dtype=np.float64)
-    x[:, 4] = np.round(x[:, 4])
-    return x, np.asarray(bunch.target, dtype=int)
+    """Wine's model input (``to_matrix``: float64, spec order) and target (indexes of ``spec.target.labels``)."""
+    spec, frame = wine_spec(), wine_frame()
+    return to_matrix(frame, spec), to_target(frame, spec)
 
 
 def diabetes_data() -> tuple[np.ndarray, np.ndarray]:
-    """Diabetes' features and target."""
-    from sklearn.datasets import load_diabetes
-
-    bunch = load_diabetes()
-    return np.array(bunch.data, dtype=np.float64), np.asarray(bunch.target, dtype=np.float64)
+    """Diabetes' model input (``to_matrix``: an ``object`` array, ``sex`` as text) and target values."""
+    spec, frame = diabetes_spec(), diabetes_frame()
+    return to_matrix(frame, spec), to_target(frame, spec)
 
 
-def fit_pipeline(spec: DatasetSpec, estimator: Any, x: np.ndarray, y: np.ndarray) -> Any:
-    """The ML library's pipeline shape over every (numeric or integer) column, fitted."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
+def _json_value(feature: FeatureSpec, value: Any) -> Any:
+    if pd.isna(value):
+        return None
+    if feature.kind is FeatureKind.INTEGER:
+        return int(value)
+    if feature.kind is FeatureKind.BOOLEAN:
+        return bool(value)
+    if feature.kind is FeatureKind.CATEGORICAL:
+        return str(value)
+    return float(value)
 
-    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-    preprocess = ColumnTransformer([("numeric", numeric, list(range(len(spec.features))))], remainder="drop")
-    return Pipeline([("preprocess", preprocess), ("model", estimator)]).fit(x, y)
+
+def records(spec: DatasetSpec, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The frame's rows as JSON clients send them: integers as ints, numbers as floats, categories as labels."""
+    return [
+        {f.name: _json_value(f, value) for f, value in zip(spec.features, row, strict=True)}
+        for row in frame[spec.feature_names].itertuples(index=False)
+    ]
 
 
-def save_fitted(directory: Path, spec: DatasetSpec, model: Any, metric: str, score: float) -> Path:
-    """Save a fitted pipeline with the metadata ``ml.search.finish_search`` logs."""
-    import mlflow.sklearn
+def wine_record() -> dict[str, Any]:
+    """Wine's example record (``spec.example_record()``)."""
+    return wine_spec().example_record()
 
-    from ml.search import skops_trusted_types
 
-    mlflow.sklearn.save_model(
-        model,
-        str(directory),
-        serialization_format="skops",
-        skops_trusted_types=skops_trusted_types(model),
-        metadata={
-            "dataset_spec": json.loads(spec.to_json()),
-            "data_version": f"v-test-{directory.name}",
-            "schema_hash": spec.fingerprint(),
-            "metric": metric,
-            "cv_score": score,
-            "test_metrics": {metric: score},
-            "family": type(model.steps[-1][1]).__name__,
-        },
-    )
-    return directory
+def diabetes_record() -> dict[str, Any]:
+    """Diabetes' example record (``spec.example_record()``: ``age`` a JSON integer, ``sex`` a label)."""
+    return diabetes_spec().example_record()
 
 
 def save_task_models(root: Path) -> dict[str, Path]:
@@ -147,13 +98,11 @@ def save_task_models(root: Path) -> dict[str, Path]:
     from sklearn.linear_model import LogisticRegression, Ridge
 
     wine, diabetes = wine_spec(), diabetes_spec()
-    wx, wy = wine_data()
-    dx, dy = diabetes_data()
+    forest = RandomForestClassifier(n_estimators=10, random_state=0)
     return {
-        "wine": save_fitted(root / "wine", wine, fit_pipeline(wine, LogisticRegression(max_iter=2000), wx, wy),
-                            "f1_macro", 0.97),
-        "wine_rf": save_fitted(root / "wine_rf", wine, fit_pipeline(wine, RandomForestClassifier(
-            n_estimators=10, random_state=0), wx, wy), "f1_macro", 0.95),
-        "diabetes": save_fitted(root / "diabetes", diabetes, fit_pipeline(diabetes, Ridge(alpha=0.1), dx, dy),
-                                "rmse", 54.0),
+        "wine": save_model(root / "wine", wine, wine_frame(), LogisticRegression(max_iter=2000), wine.metric.name,
+                           0.97),
+        "wine_rf": save_model(root / "wine_rf", wine, wine_frame(), forest, wine.metric.name, 0.95),
+        "diabetes": save_model(root / "diabetes", diabetes, diabetes_frame(), Ridge(alpha=0.1),
+                               diabetes.metric.name, 54.0),
     }  # fmt: skip

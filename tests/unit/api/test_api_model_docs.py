@@ -12,7 +12,7 @@ from api.bundle import build_bundle
 from api.model_loader import MLMODEL
 from api.registry_client import ModelRef
 from tests.unit.api.conftest import FleetWorld
-from tests.unit.api.task_models import wine_data
+from tests.unit.api.task_models import diabetes_data, wine_data
 
 pytestmark = pytest.mark.unit
 
@@ -25,8 +25,9 @@ def _doc(world: FleetWorld, **overrides: Any) -> tuple[Any, dict[str, Any]]:
 def test_each_model_has_its_own_tag_paths_and_prefixed_schemas(fleet_world: FleetWorld) -> None:
     _, doc = _doc(fleet_world)
     tags = {t["name"]: t["description"] for t in doc["tags"]}
-    assert "Wine recognition" in tags["wine"] and "multiclass" in tags["wine"] and "`class_2`" in tags["wine"]
-    assert "Diabetes progression" in tags["diabetes"] and "unit: points" in tags["diabetes"]
+    assert "Wine recognition" in tags["wine"] and "multiclass" in tags["wine"]
+    assert "Classes: `barolo`, `grignolino`, `barbera`" in tags["wine"]
+    assert "Diabetes progression" in tags["diabetes"] and "unit: none" in tags["diabetes"]
     assert "(positive: `malignant`)" in tags["breast_cancer"]
     schemas = doc["components"]["schemas"]
     for prefix in ("Wine", "Diabetes", "BreastCancer"):
@@ -50,17 +51,23 @@ def test_each_model_has_its_own_tag_paths_and_prefixed_schemas(fleet_world: Flee
 def test_schemas_carry_integer_kinds_titles_and_the_models_own_examples(fleet_world: FleetWorld) -> None:
     client, doc = _doc(fleet_world)
     schemas = doc["components"]["schemas"]
+    age = schemas["DiabetesRecord"]["properties"]["age"]
+    assert age["type"] == "integer" and age["title"] == "Age" and age["examples"] == [48]
+    sex = schemas["DiabetesRecord"]["properties"]["sex"]
+    assert sex["enum"] == ["sex_1", "sex_2"] and sex["examples"] == ["sex_1"]
     magnesium = schemas["WineRecord"]["properties"]["magnesium"]
-    assert magnesium["type"] == "integer" and magnesium["title"] == "Magnesium" and magnesium["examples"] == [127]
+    assert magnesium["type"] == "number" and magnesium["title"] == "Magnesium" and magnesium["examples"] == [100.0]
     wine = schemas["WinePrediction"]
-    assert wine["properties"]["label"]["enum"] == ["class_0", "class_1", "class_2"]
+    assert wine["properties"]["label"]["enum"] == ["barolo", "grignolino", "barbera"]
     example = wine["examples"][0]
     answer = client.post("/models/wine/predict", json=schemas["WineRecord"]["examples"][0]).json()
     assert example == answer  # the example is the model's own answer to the example record
-    assert set(example["probabilities"]) == {"class_0", "class_1", "class_2"}
+    assert set(example["probabilities"]) == {"barolo", "grignolino", "barbera"}
     diabetes = schemas["DiabetesPrediction"]
     assert set(diabetes["properties"]) == {"value", "unit", "model"}
-    assert diabetes["examples"][0]["unit"] == "points" and isinstance(diabetes["examples"][0]["value"], float)
+    assert diabetes["examples"][0]["unit"] is None and isinstance(diabetes["examples"][0]["value"], float)
+    answer = client.post("/models/diabetes/predict", json=schemas["DiabetesRecord"]["examples"][0]).json()
+    assert diabetes["examples"][0] == answer
     assert schemas["DiabetesBatchPrediction"]["examples"][0]["predictions"][0] == {
         k: v for k, v in diabetes["examples"][0].items() if k != "model"
     }
@@ -84,7 +91,7 @@ def test_the_shortcut_is_verified_for_every_task(task_model_dirs: dict[str, Path
     fast = build_bundle(ref, (directory / MLMODEL).read_bytes(), lambda f: (directory / f).read_bytes())
     plain = build_bundle(ref, (directory / MLMODEL).read_bytes(), lambda f: (directory / f).read_bytes(), False)
     assert "verified against the pipeline" in fast.inference and plain.inference == "scikit-learn pipeline"
-    x = wine_data()[0][:40] if name.startswith("wine") else np.full((40, 10), 0.01)
+    x = (wine_data() if name.startswith("wine") else diabetes_data())[0][:40]  # diabetes: an object array
     if fast.is_classifier:
         assert fast.predict_proba(x).shape == (40, 3)
         np.testing.assert_array_equal(fast.predict_proba(x), plain.estimator.predict_proba(x))

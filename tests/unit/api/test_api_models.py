@@ -12,7 +12,17 @@ import skops.io
 from api.registry_catalog import CatalogEntry, GateVerdict
 from tests.datasets import breast_cancer_record
 from tests.unit.api.conftest import ADMIN_KEY, FleetWorld
-from tests.unit.api.task_models import diabetes_data, diabetes_record, diabetes_spec, wine_data, wine_record, wine_spec
+from tests.unit.api.task_models import (
+    diabetes_data,
+    diabetes_frame,
+    diabetes_record,
+    diabetes_spec,
+    records,
+    wine_data,
+    wine_frame,
+    wine_record,
+    wine_spec,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -22,24 +32,20 @@ def _estimator(model_dir: Path) -> object:
     return skops.io.loads(data, trusted=skops.io.get_untrusted_types(data=data))
 
 
-def _records(names: list[str], x: np.ndarray) -> list[dict[str, float | int]]:
-    return [{n: (int(v) if n == "magnesium" else float(v)) for n, v in zip(names, row, strict=True)} for row in x]
-
-
 def test_multiclass_predictions_equal_the_models_own(fleet_world: FleetWorld, task_model_dirs: dict[str, Path]) -> None:
     client = fleet_world.make()
     x, y = wine_data()
     spec = wine_spec()
-    records = _records(spec.feature_names, x[::6])
+    rows = records(spec, wine_frame().iloc[::6])
     expected = _estimator(task_model_dirs["wine"]).predict_proba(x[::6])  # type: ignore[attr-defined]
-    one = client.post("/models/wine/predict", json=records[0])
+    one = client.post("/models/wine/predict", json=rows[0])
     assert one.status_code == 200, one.text
     body = one.json()
-    assert set(body["probabilities"]) == {"class_0", "class_1", "class_2"}
+    assert set(body["probabilities"]) == {"barolo", "grignolino", "barbera"}
     assert body["label"] == spec.target.labels[int(np.argmax(expected[0]))]
     assert body["probability"] == pytest.approx(expected[0].max())
     assert body["model"] == {"name": "wine_classifier", "version": "1", "alias": "champion"}
-    batch = client.post("/models/wine/predict/batch", json={"records": records})
+    batch = client.post("/models/wine/predict/batch", json={"records": rows})
     assert batch.status_code == 200, batch.text
     got = np.array([[p["probabilities"][label] for label in spec.target.labels] for p in batch.json()["predictions"]])
     np.testing.assert_allclose(got, expected)
@@ -50,16 +56,18 @@ def test_multiclass_predictions_equal_the_models_own(fleet_world: FleetWorld, ta
 def test_regression_predictions_equal_the_models_own(fleet_world: FleetWorld, task_model_dirs: dict[str, Path]) -> None:
     client = fleet_world.make()
     x, _ = diabetes_data()
-    records = _records(diabetes_spec().feature_names, x[:25])
+    rows = records(diabetes_spec(), diabetes_frame().head(25))
+    assert {r["sex"] for r in rows} == {"sex_1", "sex_2"} and all(isinstance(r["age"], int) for r in rows)
     expected = _estimator(task_model_dirs["diabetes"]).predict(x[:25])  # type: ignore[attr-defined]
-    one = client.post("/models/diabetes/predict", json=records[0]).json()
-    assert one == {"value": pytest.approx(expected[0]), "unit": "points", "model": one["model"]}
+    assert len(set(np.round(expected, 6))) == 25  # the rows differ, so a mix-up of rows would show
+    one = client.post("/models/diabetes/predict", json=rows[0]).json()
+    assert one == {"value": pytest.approx(expected[0]), "unit": None, "model": one["model"]}  # the spec has no unit
     assert one["model"]["name"] == "diabetes_regressor"
-    batch = client.post("/models/diabetes/predict/batch", json={"records": records})
+    batch = client.post("/models/diabetes/predict/batch", json={"records": rows})
     assert batch.status_code == 200, batch.text
     values = [p["value"] for p in batch.json()["predictions"]]
     np.testing.assert_allclose(values, expected)
-    assert {p["unit"] for p in batch.json()["predictions"]} == {"points"}
+    assert {p["unit"] for p in batch.json()["predictions"]} == {None}
 
 
 def test_binary_model_answers_the_same_on_both_routes(fleet_world: FleetWorld) -> None:
@@ -75,18 +83,19 @@ def test_an_integer_feature_takes_whole_numbers_and_refuses_a_fraction(
     fleet_world: FleetWorld,
 ) -> None:
     client = fleet_world.make()
-    record = wine_record() | {"magnesium": 1.5}
-    response = client.post("/models/wine/predict", json=record)
+    record = diabetes_record() | {"age": 1.5}  # diabetes' age is an integer feature
+    response = client.post("/models/diabetes/predict", json=record)
     assert response.status_code == 422
     detail = response.json()["detail"]
-    assert [item["field"] for item in detail] == ["magnesium"]
+    assert [item["field"] for item in detail] == ["age"]
     assert "whole number, got 1.5" in detail[0]["msg"]
-    for wrong in ("101", True, None):
-        assert client.post("/models/wine/predict", json=record | {"magnesium": wrong}).status_code == 422, wrong
-    whole = client.post("/models/wine/predict", json=record | {"magnesium": 101})
+    for wrong in ("61", True, None):
+        assert client.post("/models/diabetes/predict", json=record | {"age": wrong}).status_code == 422, wrong
+    whole = client.post("/models/diabetes/predict", json=record | {"age": 61})
     assert whole.status_code == 200
-    # JSON Schema's "integer" is any number without a fractional part: 101.0 is the documented 101
-    as_float = client.post("/models/wine/predict", content=json.dumps(record | {"magnesium": 101.0}),
+    assert whole.json()["value"] != client.post("/models/diabetes/predict", json=record | {"age": 20}).json()["value"]
+    # JSON Schema's "integer" is any number without a fractional part: 61.0 is the documented 61
+    as_float = client.post("/models/diabetes/predict", content=json.dumps(record | {"age": 61.0}),
                            headers={"Content-Type": "application/json"})  # fmt: skip
     assert as_float.status_code == 200, as_float.text
     assert as_float.json() == whole.json()
@@ -139,8 +148,11 @@ def test_models_lists_every_model_with_task_version_metrics_and_links(fleet_worl
     wine = models["wine"]
     assert wine["status"] == "serving" and wine["version"] == "1" and wine["registered_model"] == "wine_classifier"
     assert wine["metrics"] == {"metric": "f1_macro", "cv_score": 0.97, "test": {"f1_macro": 0.97}}
-    assert wine["data_version"] == "v-test-wine" and wine["target"]["classes"] == ["class_0", "class_1", "class_2"]
-    assert models["diabetes"]["target"]["unit"] == "points"
+    assert wine["data_version"] == "v-test-wine" and wine["target"]["classes"] == ["barolo", "grignolino", "barbera"]
+    diabetes = models["diabetes"]
+    assert diabetes["metrics"] == {"metric": "rmse", "cv_score": 54.0, "test": {"rmse": 54.0}}
+    assert {k: diabetes["target"][k] for k in ("unit", "minimum", "maximum")} == {"unit": None, "minimum": 0,
+                                                                                 "maximum": 700}  # fmt: skip
     assert wine["links"]["predict"] == "/models/wine/predict"
     described = client.get("/models/wine").json()
     assert described["task"] == "multiclass" and described["dataset"] == "wine" and described["version"] == "1"
