@@ -1,8 +1,8 @@
 """Schemathesis fuzzes every operation of the API's OpenAPI document against a real API process and champions.
 
-The process serves a champion of each task type (breast cancer, binary; wine, multi-class with an integer
-feature; diabetes, regression with a coded category), so every per-model operation is fuzzed with its own
-generated schema.
+The process serves a champion of each task type (breast cancer, binary; wine, multi-class; diabetes,
+regression with an integer feature and a coded category), so every per-model operation is fuzzed with its
+own generated schema.
 
 Positive and negative generation (``--mode all``), the examples, coverage and fuzzing phases, every check
 Schemathesis has; the test asserts no server error (5xx) and no answer that breaks its documented schema, and
