@@ -258,6 +258,11 @@ AIRFLOW_PATHS = catalog.AirflowPaths(
 )
 #: The host directory mounted at ``AIRFLOW_PATHS.data``: where users put the data files their specs read.
 HOST_DATA_DIR = REPO_ROOT / "data"
+#: The repository's spec directory, mounted read-only over the image's copy (``COPY ml /opt/mlops/src/ml`` in
+#: infra/docker/airflow.Dockerfile): a spec added or changed on the host reaches the DAG processor without a
+#: rebuild or a restart, as on the embedded stack.
+HOST_SPECS_DIR = REPO_ROOT / "ml" / "datasets"
+CONTAINER_SPECS_DIR = "/opt/mlops/src/ml/datasets"
 AIRFLOW_LOGS_DIR = f"{AIRFLOW_PATHS.home}/logs"
 AIRFLOW_PASSWORDS_ENV = "MLOPS_AIRFLOW_PASSWORDS_JSON"  # read (and unset) by infra/docker/airflow-entrypoint.sh
 TRIGGER_SCRIPT = "/opt/mlops/bin/trigger_training.py"  # infra/docker/trigger_training.py in the image
@@ -391,6 +396,7 @@ def _airflow_specs(
             mounts=[
                 Mount(AIRFLOW_LOGS_DIR, volume="airflow-logs"),
                 Mount(str(AIRFLOW_PATHS.data), host_path=str(HOST_DATA_DIR), read_only=True),
+                Mount(CONTAINER_SPECS_DIR, host_path=str(HOST_SPECS_DIR), read_only=True),
             ],
             jobs_before=[migrate] if service == catalog.AIRFLOW_API else [],
             # The API server alone would not need MLflow; the tasks the components run do.

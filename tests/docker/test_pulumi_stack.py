@@ -236,6 +236,32 @@ def test_restarting_every_container_keeps_the_data(stack: DockerStack, trained: 
     assert httpx.post(url, json=move, auth=stack.mlflow_auth("api"), timeout=30).status_code == 403
 
 
+def test_a_spec_added_on_the_host_gets_its_dags_without_a_rebuild(stack: DockerStack, trained: dict[str, Any]) -> None:
+    """ml/datasets/ is mounted read-only into Airflow: a new spec file shows its DAG pair, no image rebuilt."""
+    probe = "zz_docker_probe"
+    spec_file = REPO / "ml" / "datasets" / f"{probe}.yaml"
+    assert not spec_file.exists(), f"{spec_file} is left over from an earlier run: remove it"
+    images = {key: stack.container(key).image.id for key in ("airflow-dag-processor", "airflow-scheduler")}
+    creds = stack.credentials()
+    from infra.local.airflow_client import AirflowClient
+
+    started = time.monotonic()
+    try:
+        spec_file.write_text(
+            (REPO / "ml" / "datasets" / "wine.yaml").read_text().replace("name: wine\n", f"name: {probe}\n", 1)
+        )
+        with AirflowClient(stack.url("airflow"), catalog.AIRFLOW_ADMIN_USER, creds.airflow_admin_password) as af:
+            waiting = set(pipeline(probe))  # polled, not triggered: the probe trains nothing
+            while waiting := {dag_id for dag_id in waiting if af.get_dag(dag_id) is None}:
+                assert time.monotonic() - started < 180, f"{sorted(waiting)} not parsed after 180 s"
+                time.sleep(2)
+        print(f"a new spec's DAGs appeared {time.monotonic() - started:.1f} s after the file was written")
+    finally:
+        spec_file.unlink(missing_ok=True)
+    assert {key: stack.container(key).image.id for key in images} == images
+    assert all(stack.health()[key] == "healthy" for key in images)
+
+
 def test_doc_and_infra_edits_leave_the_service_images_alone(stack: DockerStack) -> None:
     """Only what an image copies is in its build context: editing the README or the Pulumi program rebuilds
     nothing (before, both images copied README.md and infra/, and such an edit replaced five containers)."""

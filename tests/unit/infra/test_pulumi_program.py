@@ -242,6 +242,16 @@ def test_airflow_reads_the_repositorys_data_dir_read_only(dev_run: ProgramRun) -
         assert "MLOPS_DATA_DIR=/opt/mlops/data" in container.inputs["envs"]
 
 
+def test_airflow_reads_the_repositorys_specs_read_only(dev_run: ProgramRun) -> None:
+    """A spec added on the host reaches the DAG processor without an image rebuild (bind mount over the copy)."""
+    specs = "/opt/mlops/src/ml/datasets"
+    assert f"COPY ml {specs.removesuffix('/ml/datasets')}/ml" in (REPO / "infra/docker/airflow.Dockerfile").read_text()
+    for service in AIRFLOW_SERVICES:
+        container = dev_run.containers[f"{PREFIX}-{service}"]
+        mounted = [v for v in container.inputs["volumes"] if v["containerPath"] == specs]
+        assert mounted == [{"hostPath": str(REPO / "ml" / "datasets"), "containerPath": specs, "readOnly": True}]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Dependencies (only visible in the RegisterResource requests)
 # ---------------------------------------------------------------------------------------------------------
