@@ -111,7 +111,7 @@ def breast_cancer_record() -> dict[str, Any]:
 
 
 def save_model(directory: Path, spec: DatasetSpec, frame: pd.DataFrame, estimator: Any) -> Path:
-    """Fit ``estimator`` in the spec's pipeline and save it as MLflow does in ``ml.search.finish_search``."""
+    """Fit ``estimator`` in the spec's pipeline and save it as MLflow does in ``ml.search_finish.finish_search``."""
     import mlflow.sklearn
 
     from ml.model import build_pipeline, to_matrix, to_target

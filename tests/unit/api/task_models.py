@@ -118,7 +118,7 @@ def fit_pipeline(spec: DatasetSpec, estimator: Any, x: np.ndarray, y: np.ndarray
 
 
 def save_fitted(directory: Path, spec: DatasetSpec, model: Any, metric: str, score: float) -> Path:
-    """Save a fitted pipeline with the metadata ``ml.search.finish_search`` logs."""
+    """Save a fitted pipeline with the metadata ``ml.search_finish.finish_search`` logs."""
     import mlflow.sklearn
 
     from ml.search import skops_trusted_types
