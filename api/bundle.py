@@ -280,7 +280,7 @@ def _read_spec(ref: ModelRef, mlmodel: dict[str, Any]) -> tuple[ModelMetadata, D
     raw_metadata = mlmodel.get("metadata") or {}
     if not isinstance(raw_metadata, dict) or "dataset_spec" not in raw_metadata:
         raise ModelFormatError(
-            "the model's MLmodel metadata has no 'dataset_spec': log models with ml.search.finish_search "
+            "the model's MLmodel metadata has no 'dataset_spec': log models with ml.search_finish.finish_search "
             "(mlflow.sklearn.log_model(..., metadata=ModelMetadata(dataset_spec=spec, ...).model_dump(mode='json')))"
         )
     try:

@@ -127,7 +127,7 @@ class SplitManifest(Contract):
     """One processed split: ``processed/<dataset>/<v>/manifest.json``, and the ``split`` task's XCom.
 
     Writer: :func:`ml.etl.split`. Readers: :func:`ml.etl.split.load_split` (the search, the gate),
-    :func:`ml.search.prepare_search` (data version, row counts) and :func:`ml.search.finish_search` (which
+    :func:`ml.search.prepare_search` (data version, row counts) and :func:`ml.search_finish.finish_search` (which
     logs it to the parent run as ``split_manifest.json``). Classification splits carry ``class_balance``,
     regression splits ``target_summary`` instead; the absent one is left out of the JSON, so a
     classification manifest is written exactly as before regression existed.
@@ -166,7 +166,7 @@ class SearchHandle(Contract):
     """Everything a worker or the final step needs to find a search again.
 
     Writer: :func:`ml.search.prepare_search` (also into the Optuna study's user attributes, where a retried
-    prepare finds it again). Readers: :func:`ml.search.run_worker`, :func:`ml.search.finish_search`.
+    prepare finds it again). Readers: :func:`ml.search.run_worker`, :func:`ml.search_finish.finish_search`.
     """
 
     study_name: str
@@ -199,8 +199,8 @@ class WorkerReport(Contract):
 class SearchResult(Contract):
     """The logged model of a finished search: the ``finish`` task's XCom and the ``mlops.result`` run tag.
 
-    Writer: :func:`ml.search.finish_search`. Readers: :func:`ml.registry.register_and_gate` (the XCom) and
-    a retried :func:`ml.search.finish_search` (the tag). Field order is the tag's JSON key order.
+    Writer: :func:`ml.search_finish.finish_search`. Readers: :func:`ml.registry.register_and_gate` (the XCom) and
+    a retried :func:`ml.search_finish.finish_search` (the tag). Field order is the tag's JSON key order.
     """
 
     model_uri: str
@@ -297,7 +297,7 @@ class SearchRunTags(TagRecord):
 class SearchOutcomeTags(TagRecord):
     """Tags of a search's parent run once the model is logged; their presence marks the search as finished.
 
-    Writer: :func:`ml.search.finish_search`. Reader: a retried :func:`ml.search.finish_search`, which
+    Writer: :func:`ml.search_finish.finish_search`. Reader: a retried :func:`ml.search_finish.finish_search`, which
     returns the recorded :class:`SearchResult` instead of refitting.
     """
 
@@ -410,7 +410,7 @@ class GateTags(TagRecord):
 class ModelMetadata(BaseModel):
     """The ``metadata`` of the logged model's MLmodel file: what serving needs to know about the model.
 
-    Writer: :func:`ml.search.finish_search` (all fields). Readers: :func:`api.bundle.build_bundle` (the
+    Writer: :func:`ml.search_finish.finish_search` (all fields). Readers: :func:`api.bundle.build_bundle` (the
     dataset spec, checked by :func:`ml.spec.parse_spec`; the rest for GET /model) and
     :mod:`api.model_store` (the data version recorded with a champion snapshot). Unknown keys are ignored
     and every field but the spec may be missing, so models logged by other versions or by hand still load.

@@ -156,7 +156,7 @@ def _score(model_uri: str, x: Any, y: Any, spec: DatasetSpec) -> float:
 def register_and_gate(
     result: SearchResult, spec: DatasetSpec, settings: MLSettings, lake: Lake, split_manifest: str | None = None
 ) -> GateDecision:
-    """Register ``result`` (from :func:`ml.search.finish_search`), tag it ``challenger`` and run the gate."""
+    """Register ``result`` (from :func:`ml.search_finish.finish_search`), tag it ``challenger`` and run the gate."""
     client = _client(settings)
     version = register(client, result, spec)
     if DECISION_TAG in version.tags:  # already gated (a retried task): report the recorded decision

@@ -27,6 +27,8 @@ import optuna
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
+from ml.settings import MLSettings
+
 log = logging.getLogger(__name__)
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -36,6 +38,13 @@ STATE_TO_STATUS = {
     optuna.trial.TrialState.PRUNED: "KILLED",
     optuna.trial.TrialState.FAIL: "FAILED",
 }
+
+
+def tracking_client(settings: MLSettings) -> MlflowClient:
+    """An MLflow client of the settings' tracking server (MLflow's own default when none is set)."""
+    if settings.tracking_uri:
+        mlflow.set_tracking_uri(settings.tracking_uri)
+    return MlflowClient()
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:

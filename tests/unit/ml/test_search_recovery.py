@@ -40,9 +40,9 @@ def settings(ml_env: MLSettings, monkeypatch: pytest.MonkeyPatch) -> MLSettings:
 def _stalling_worker(handle: dict[str, str], env: dict[str, str], worker: int, stall_s: float) -> None:
     """A tuning worker whose first trial stalls for ``stall_s`` once its configuration is sampled."""
     os.environ.update(env)
-    import ml.search
+    import ml.search_objective  # where the objective looks suggest_params up
 
-    sample = ml.search.suggest_params
+    sample = ml.search_objective.suggest_params
     stalled: list[int] = []
 
     def suggest(trial: optuna.Trial, *args: Any) -> dict[str, Any]:
@@ -53,7 +53,7 @@ def _stalling_worker(handle: dict[str, str], env: dict[str, str], worker: int, s
             time.sleep(stall_s)
         return params
 
-    ml.search.suggest_params = suggest
+    ml.search_objective.suggest_params = suggest
     settings = MLSettings()
     run_worker(SearchHandle(**handle), get_spec("breast_cancer"), settings, Lake.from_env(settings.lake_bucket), worker)
 
