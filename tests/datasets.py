@@ -129,7 +129,6 @@ def breast_cancer_record() -> dict[str, Any]:
     return get_spec("breast_cancer").example_record()
 
 
-<<<<<<< HEAD
 def save_model(
     directory: Path,
     spec: DatasetSpec,
@@ -139,15 +138,11 @@ def save_model(
     score: float = 0.9,
     test_metrics: dict[str, float] | None = None,
 ) -> Path:
-    """Fit ``estimator`` in the spec's pipeline and save it as MLflow does in ``ml.search.finish_search``.
+    """Fit ``estimator`` in the spec's pipeline and save it as MLflow does in ``ml.search_finish.finish_search``.
 
     The metadata says the model scored ``score`` in ``metric`` (cross-validation), and ``test_metrics``
     (default: ``{metric: score}``) on the test set; the data version is ``v-test-<directory name>``.
     """
-=======
-def save_model(directory: Path, spec: DatasetSpec, frame: pd.DataFrame, estimator: Any) -> Path:
-    """Fit ``estimator`` in the spec's pipeline and save it as MLflow does in ``ml.search_finish.finish_search``."""
->>>>>>> wt-search
     import mlflow.sklearn
 
     from ml.model import build_pipeline, to_matrix, to_target

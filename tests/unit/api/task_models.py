@@ -7,7 +7,7 @@ categorical feature coded 1/2 in the source with the labels sex_1/sex_2, the tar
 is what the ETL validates: ``ml.readers.read_source`` (spec column names, codes decoded to labels), landed as
 CSV text and parsed by ``ml.etl.validate.check_frame`` (``tests.datasets.validated_frame``). The models are
 the ML library's own (``ml.model.build_pipeline`` over ``to_matrix``/``to_target``), saved by
-``tests.datasets.save_model`` as ``ml.search.finish_search`` saves them: wine a logistic regression (and a
+``tests.datasets.save_model`` as ``ml.search_finish.finish_search`` saves them: wine a logistic regression (and a
 random forest as its second version), diabetes a ridge regression.
 """
 
