@@ -4,7 +4,9 @@ Rules (all scores on the same, current test split, with the spec's metric in its
 :attr:`ml.spec.DatasetSpec.metric`; thresholds from the spec's ``training`` section):
 
 * no champion yet: the challenger becomes champion if its score meets ``min_champion_score`` (at least
-  that high, or for a loss at most that low; no threshold: it always does);
+  that high, or for a loss at most that low). Without a threshold (a regression's default, or a loss
+  metric's) it must beat the trivial baseline instead: the training mean for a regression, the training
+  class frequencies for a classifier (:func:`baseline_score`), so a model that learned nothing never serves;
 * a champion exists: the challenger takes over only if it beats the champion by at least
   ``promotion_margin`` in the metric's direction (:meth:`ml.tasks.MetricInfo.better`);
 * a champion that cannot be scored on the current split (its input schema no longer matches the data)
@@ -110,13 +112,33 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def decide_first(spec: DatasetSpec, score: float, prefix: str = "") -> Verdict:
-    """The first-model rule: champion if ``score`` meets ``spec.min_champion_score`` (None: always)."""
+def decide_first(spec: DatasetSpec, score: float, prefix: str = "", baseline: float | None = None) -> Verdict:
+    """The first-model rule: champion if ``score`` meets ``spec.min_champion_score``.
+
+    Without a threshold: champion if ``score`` beats ``baseline`` (the trivial model's score on the same
+    split, :func:`baseline_score`), or always when no baseline is given.
+    """
     metric, threshold = spec.metric, spec.min_champion_score
     setting = f"training.min_champion_score in ml/datasets/{spec.name}.yaml"
     if threshold is None:
+        if baseline is None:
+            return Verdict(
+                True,
+                f"{prefix}first model: test {metric.name} {_fmt(score)}; no first-model threshold is set ({setting})",
+            )
+        trivial = BASELINE_NAMES[spec.task.is_classification]
+        if metric.better(score, baseline) and score != baseline:
+            return Verdict(
+                True,
+                f"{prefix}first model: test {metric.name} {_fmt(score)} beats the baseline's {_fmt(baseline)} "
+                f"({trivial}); no first-model threshold is set ({setting})",
+            )
+        way = "higher" if metric.greater_is_better else "lower"
         return Verdict(
-            True, f"{prefix}first model: test {metric.name} {_fmt(score)}; no first-model threshold is set ({setting})"
+            False,
+            f"{prefix}test {metric.name} {_fmt(score)} does not beat the baseline's {_fmt(baseline)} ({trivial}; "
+            f"{way} is better): the model learned nothing the baseline does not know; with no first-model "
+            f"threshold set ({setting}), a first model must beat it",
         )
     if metric.meets(score, threshold):
         word = "reaches" if metric.greater_is_better else "is within"
@@ -148,6 +170,23 @@ def decide_challenger(spec: DatasetSpec, score: float, champion_score: float, ch
     )
 
 
+#: What the trivial model of each kind of task predicts, as the gate's reasons name it (key: is classification).
+BASELINE_NAMES = {False: "always predicting the training mean", True: "predicting the training class frequencies"}
+
+
+def baseline_score(spec: DatasetSpec, train: Any, x_test: Any, y_test: Any) -> float:
+    """The spec's metric for the trivial model on the test split.
+
+    The trivial model predicts the training mean (regression), or the training class frequencies as
+    probabilities (classification; its label is then always the majority class).
+    """
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    dummy = DummyClassifier(strategy="prior") if spec.task.is_classification else DummyRegressor(strategy="mean")
+    dummy.fit(to_matrix(train, spec), to_target(train, spec))
+    return evaluate.score(dummy, x_test, y_test, spec.metric)
+
+
 def _score(model_uri: str, x: Any, y: Any, spec: DatasetSpec) -> float:
     model = mlflow.sklearn.load_model(model_uri)
     return evaluate.score(model, x, y, spec.metric)
@@ -169,15 +208,16 @@ def gate_version(
 ) -> GateDecision:
     """Score a registered version (and the champion) on the test split, decide, move the aliases, write the tags."""
     name = spec.registered_model
-    _, test, manifest = load_split(spec, lake, split_manifest)
+    train, test, manifest = load_split(spec, lake, split_manifest)
     x_test, y_test = to_matrix(test, spec), to_target(test, spec)
     challenger_score = _score(f"models:/{name}/{version.version}", x_test, y_test, spec)
+    baseline = baseline_score(spec, train, x_test, y_test) if spec.min_champion_score is None else None
     champion = current_champion(client, name)
     champion_score: float | None = None
     if champion is None:
-        verdict = decide_first(spec, challenger_score)
+        verdict = decide_first(spec, challenger_score, baseline=baseline)
     elif str(champion.version) == str(version.version):  # re-gating the champion itself
-        today = decide_first(spec, challenger_score).reason
+        today = decide_first(spec, challenger_score, baseline=baseline).reason
         verdict = Verdict(
             True,
             f"v{version.version} is the champion already and stays champion (a champion is only replaced by a "
@@ -191,7 +231,7 @@ def gate_version(
             log.warning("champion v%s cannot be scored on the current split: %s", champion.version, exc)
         if champion_score is None:
             prefix = f"champion v{champion.version} cannot be scored on data {manifest.data_version}; "
-            verdict = decide_first(spec, challenger_score, prefix)
+            verdict = decide_first(spec, challenger_score, prefix, baseline)
         else:
             verdict = decide_challenger(spec, challenger_score, champion_score, str(champion.version))
     decision = GateDecision(

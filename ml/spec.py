@@ -196,7 +196,7 @@ class TrainingSpec(_Strict):
     min_champion_score: float | None = Field(
         default=None,
         description="The first model becomes champion only if its score is at least this good (default: the task's; "
-        "regression: no floor).",
+        "regression: none, the first model must then beat the training mean's score).",
     )
     promotion_margin: float | None = Field(
         default=None, ge=0, description="A challenger must beat the champion by at least this much in the metric."

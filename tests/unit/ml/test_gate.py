@@ -43,6 +43,19 @@ def test_a_first_model_must_meet_the_threshold_in_the_metrics_direction() -> Non
     assert "no first-model threshold is set" in decide_first(isolated(DIABETES, min_champion_score=None), 1e6).reason
 
 
+def test_without_a_threshold_a_first_model_must_beat_the_baseline() -> None:
+    rmse = isolated(DIABETES, min_champion_score=None)
+    beats = decide_first(rmse, 54.2, baseline=75.0)
+    assert beats.promoted and "beats the baseline's 75 (always predicting the training mean)" in beats.reason
+    same = decide_first(rmse, 75.0, baseline=75.0)
+    assert not same.promoted
+    assert same.reason.startswith("test rmse 75 does not beat the baseline's 75 (always predicting the training mean")
+    assert "training.min_champion_score in ml/datasets/diabetes.yaml" in same.reason
+    assert not decide_first(rmse, 80.0, baseline=75.0).promoted
+    loss = isolated(WINE, metric="log_loss", min_champion_score=None)  # a loss: no default threshold either
+    assert decide_first(loss, 0.2, baseline=1.09).promoted and not decide_first(loss, 1.2, baseline=1.09).promoted
+
+
 def test_a_challenger_must_beat_the_champion_by_the_margin_in_the_metrics_direction() -> None:
     rmse = isolated(DIABETES, promotion_margin=0.5)
     assert decide_challenger(rmse, 53.0, 54.0, "1").promoted  # lower error wins
@@ -83,6 +96,16 @@ def test_the_lower_rmse_takes_over_and_a_higher_one_does_not(lake, ml_env, lande
     assert tags["gate.min_score"] == "90.0" and tags["gate.reason"] == worse.reason
     model_tags = MlflowClient().get_registered_model(spec.registered_model).tags
     assert (model_tags[DATASET_TAG], model_tags[TASK_TAG]) == ("diabetes", "regression")
+
+
+def test_a_regression_without_a_threshold_that_learned_nothing_stays_challenger(lake, ml_env, landed) -> None:
+    spec = isolated(DIABETES, min_champion_score=None)
+    mean = register_and_gate(logged(spec, lake, landed, DummyRegressor(), "dummy"), spec, ml_env, lake)
+    assert not mean.promoted and mean.min_score is None
+    assert "does not beat the baseline's" in mean.reason and CHAMPION not in aliases(spec.registered_model)
+    ridge = register_and_gate(logged(spec, lake, landed, Ridge(), "ridge"), spec, ml_env, lake)
+    assert ridge.promoted and "beats the baseline's" in ridge.reason
+    assert ridge.challenger_score < mean.challenger_score
 
 
 def spec_file(tmp_path: Path, model_name: str, **training: float) -> Path:
