@@ -53,7 +53,9 @@ def api_env(stack: RegistryStack, model_name: str, **extra: str) -> dict[str, st
     """The API's environment, as infra/catalog.py:api_env renders it, plus test knobs.
 
     Pass ``MLOPS_API_CACHE_DIR`` for a local champion cache of the test's own (the default, <TMPDIR>, is
-    shared by everything on the machine).
+    shared by everything on the machine). Only the default model is served (``MLOPS_API_MODELS``): the
+    session's registry also holds models other tests trained (the fuzz test's wine and diabetes, the
+    service test's loan model), which would otherwise be discovered, depending on the order tests run in.
     """
     return {
         **stack.env,
@@ -63,6 +65,7 @@ def api_env(stack: RegistryStack, model_name: str, **extra: str) -> dict[str, st
         "MLOPS_API_POLL_INTERVAL_S": "1",
         "MLOPS_API_RETRY_INTERVAL_S": "1",
         "MLOPS_API_REGISTRY_TIMEOUT_S": "3",
+        "MLOPS_API_MODELS": "breast_cancer",
         **extra,
     }
 

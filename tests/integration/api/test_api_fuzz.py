@@ -81,9 +81,9 @@ def task_champions(registry_stack: RegistryStack) -> list[str]:
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     start_api_process: StartApi, champion: dict[str, Any], task_champions: list[str], tmp_path: Path
 ) -> None:
-    api = start_api_process()
-    wait_http(f"{api.url}/ready", 120, api.proc, api.log)
     expected = {"breast_cancer", *task_champions}
+    api = start_api_process(MLOPS_API_MODELS=",".join(sorted(expected)))
+    wait_http(f"{api.url}/ready", 120, api.proc, api.log)
     deadline = time.monotonic() + 60
     while not expected <= (served := {m["name"] for m in httpx.get(f"{api.url}/models").json()["models"]}):
         assert time.monotonic() < deadline, f"the API serves {served}, not {expected}"
