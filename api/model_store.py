@@ -255,8 +255,7 @@ class ModelStore:
         reader = threading.Thread(target=read, name="champion-cache-s3", daemon=True)
         reader.start()
         progress.wait(self.settings.check_timeout_s * 2 + 1)  # S3 reads and alias checks share this timeout
-        if not answered.is_set():
-            answered.wait(min(REGISTRY_GRACE_S, self.settings.check_timeout_s))
+        answered.wait(min(REGISTRY_GRACE_S, self.settings.check_timeout_s))  # at once if it has answered
         if answered.is_set() and isinstance(resolution[0], ModelRef):
             return None  # the registry answers: it decides, and its files are as near as S3's
         reader.join(self.settings.check_timeout_s * 2 + 1)

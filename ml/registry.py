@@ -37,6 +37,7 @@ from ml.lake import Lake
 from ml.model import to_matrix, to_target
 from ml.settings import MLSettings
 from ml.spec import DatasetSpec
+from ml.tracking import tracking_client
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,6 @@ DECISION_TAG = GateTags.tag_key("decision")  # written last: its presence marks 
 
 class GateError(RuntimeError):
     """The gate cannot run: no such model or version, or the registry is unreachable; the message says which."""
-
-
-def _client(settings: MLSettings) -> MlflowClient:
-    if settings.tracking_uri:
-        mlflow.set_tracking_uri(settings.tracking_uri)
-    return MlflowClient()
 
 
 def current_champion(client: MlflowClient, name: str) -> Any | None:
@@ -196,7 +191,7 @@ def register_and_gate(
     result: SearchResult, spec: DatasetSpec, settings: MLSettings, lake: Lake, split_manifest: str | None = None
 ) -> GateDecision:
     """Register ``result`` (from :func:`ml.search_finish.finish_search`), tag it ``challenger`` and run the gate."""
-    client = _client(settings)
+    client = tracking_client(settings)
     version = register(client, result, spec)
     if DECISION_TAG in version.tags:  # already gated (a retried task): report the recorded decision
         return _recorded(version, spec.registered_model, spec.metric.name)
@@ -211,13 +206,18 @@ def gate_version(
     train, test, manifest = load_split(spec, lake, split_manifest)
     x_test, y_test = to_matrix(test, spec), to_target(test, spec)
     challenger_score = _score(f"models:/{name}/{version.version}", x_test, y_test, spec)
-    baseline = baseline_score(spec, train, x_test, y_test) if spec.min_champion_score is None else None
+
+    def first(prefix: str = "") -> Verdict:  # the first-model rule; the baseline only when no threshold is set
+        needs_baseline = spec.min_champion_score is None
+        baseline = baseline_score(spec, train, x_test, y_test) if needs_baseline else None
+        return decide_first(spec, challenger_score, prefix, baseline)
+
     champion = current_champion(client, name)
     champion_score: float | None = None
     if champion is None:
-        verdict = decide_first(spec, challenger_score, baseline=baseline)
+        verdict = first()
     elif str(champion.version) == str(version.version):  # re-gating the champion itself
-        today = decide_first(spec, challenger_score, baseline=baseline).reason
+        today = first().reason
         verdict = Verdict(
             True,
             f"v{version.version} is the champion already and stays champion (a champion is only replaced by a "
@@ -231,7 +231,7 @@ def gate_version(
             log.warning("champion v%s cannot be scored on the current split: %s", champion.version, exc)
         if champion_score is None:
             prefix = f"champion v{champion.version} cannot be scored on data {manifest.data_version}; "
-            verdict = decide_first(spec, challenger_score, prefix, baseline)
+            verdict = first(prefix)
         else:
             verdict = decide_challenger(spec, challenger_score, champion_score, str(champion.version))
     decision = GateDecision(
@@ -294,7 +294,7 @@ def regate(spec: DatasetSpec, settings: MLSettings, lake: Lake, version: str | N
     Scores on the current split, moves the aliases and overwrites the version's gate tags. Raises
     :class:`GateError` when the registered model or the version does not exist or MLflow cannot be reached.
     """
-    client = _client(settings)
+    client = tracking_client(settings)
     name = spec.registered_model
     try:
         versions = client.search_model_versions(f"name = '{name}'")

@@ -53,8 +53,8 @@ def require_admin(
     presented: list[str | None] = []
     if "authorization" in request.headers:
         presented.append(bearer.credentials if bearer is not None else None)  # None: not "Bearer <key>"
-    if api_key is not None or "x-api-key" in request.headers:
-        presented.append(api_key)
+    if "x-api-key" in request.headers:
+        presented.append(api_key)  # None when empty
     if not presented or not all(given and secrets.compare_digest(given.encode(), key) for given in presented):
         raise AdminKeyError(401, "missing or wrong admin key (Authorization: Bearer <key> or X-API-Key: <key>)")
 
